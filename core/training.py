@@ -77,23 +77,38 @@ class ContrastiveTask(L.LightningModule):
         mapping = self.input_map.get(name, {m: m for m in self.model.modalities})
         return {tower: minibatch[field] for tower, field in mapping.items() if field in minibatch}
 
-    def shared_step(self, batch: dict[str, Any], stage: str) -> torch.Tensor:
-        """Loss of one step, averaged over its named mini-batches, with logging."""
+    def compute_loss(
+        self, batch: dict[str, Any]
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor], dict[str, int]]:
+        """Loss of one step, averaged over its named mini-batches.
+
+        Args:
+            batch: One mini-batch or a dict of named mini-batches.
+
+        Returns:
+            The loss, the loss of each (mini-batch, pair) keyed ``"name/a-b"``, and
+            the size of each mini-batch.
+        """
         minibatches = batch if is_named_minibatches(batch) else {"batch": batch}
-        totals = []
+        totals, parts_by_name, sizes = [], {}, {}
         for name, minibatch in minibatches.items():
             features = self.model(self._inputs(name, minibatch))
             labels = minibatch.get(self.label_key)
             total, parts = self.loss_fn(features, self.model.pairs, self.model.scale(),
                                         self.model.logit_bias, labels)
-            size = len(next(iter(features.values())))
-            for pair, value in parts.items():
-                self.log(f"{stage}/loss/{name}/{pair}", value, batch_size=size,
-                         add_dataloader_idx=False)
+            sizes[name] = len(next(iter(features.values())))
+            parts_by_name.update({f"{name}/{pair}": value for pair, value in parts.items()})
             totals.append(total)
-        loss = torch.stack(totals).mean()
-        size = sum(len(next(iter(mb.values()))) for mb in minibatches.values())
-        self.log(f"{stage}/loss", loss, prog_bar=True, batch_size=size, add_dataloader_idx=False)
+        return torch.stack(totals).mean(), parts_by_name, sizes
+
+    def shared_step(self, batch: dict[str, Any], stage: str) -> torch.Tensor:
+        """Compute and log the loss of one step for ``stage`` (``"train"`` or ``"val"``)."""
+        loss, parts, sizes = self.compute_loss(batch)
+        for key, value in parts.items():
+            self.log(f"{stage}/loss/{key}", value, batch_size=sizes[key.split("/")[0]],
+                     add_dataloader_idx=False)
+        self.log(f"{stage}/loss", loss, prog_bar=True, batch_size=sum(sizes.values()),
+                 add_dataloader_idx=False)
         return loss
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
