@@ -111,7 +111,7 @@ class PairwiseLoss(nn.Module):
         super().__init__()
         if type not in LOSS_TYPES:
             raise ValueError(f"unknown loss type {type!r}; known: {', '.join(LOSS_TYPES)}")
-        self.type = type
+        self.kind = type
         self.weights = dict(weights or {})
         self.gather = gather
 
@@ -129,9 +129,9 @@ class PairwiseLoss(nn.Module):
         labels: torch.Tensor | None,
     ) -> torch.Tensor:
         """The configured loss for one pair of feature batches (N, D)."""
-        if self.type == "clip":
+        if self.kind == "clip":
             return clip_loss(a, b, logit_scale)
-        if self.type == "siglip":
+        if self.kind == "siglip":
             if logit_bias is None:
                 raise ValueError("siglip loss needs a model built with init_logit_bias")
             return siglip_loss(a, b, logit_scale, logit_bias)

@@ -125,7 +125,8 @@ class ContrastiveTask(L.LightningModule):
 
     def configure_optimizers(self) -> dict[str, Any]:
         """AdamW (no decay on 1-d parameters) with warm-up + cosine schedule."""
-        decay, no_decay = [], []
+        decay: list[torch.nn.Parameter] = []
+        no_decay: list[torch.nn.Parameter] = []
         for param in self.model.parameters():
             if param.requires_grad:
                 (decay if param.ndim >= 2 else no_decay).append(param)

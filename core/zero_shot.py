@@ -29,7 +29,7 @@ def build_zero_shot_classifier(
     Args:
         model: The contrastive model.
         classnames: The C class names.
-        templates: Prompt templates with one ``{}`` placeholder, e.g. ``"a satellite image of {}."``.
+        templates: Prompt templates with one ``{}`` placeholder (``"an image of {}."``).
         synonyms: Optional extra names per class (CONCH-style ensembles).
         modality: The text tower's name.
         batch_size: Prompts embedded per forward pass.
