@@ -46,7 +46,8 @@ def _encode(value: Any, tensors: dict[str, torch.Tensor], where: str) -> Any:
         return {"__tuple__": [_encode(v, tensors, f"{where}[{i}]") for i, v in enumerate(value)]}
     if isinstance(value, list):
         return [_encode(v, tensors, f"{where}[{i}]") for i, v in enumerate(value)]
-    raise TypeError(f"checkpoint entry {where}: cannot store a {type(value).__name__} without pickle")
+    kind = type(value).__name__
+    raise TypeError(f"checkpoint entry {where}: cannot store a {kind} without pickle")
 
 
 def _decode(value: Any, tensors: dict[str, torch.Tensor]) -> Any:
