@@ -1,0 +1,1 @@
+"""Domain packages built on the contrastive core."""

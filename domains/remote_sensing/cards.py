@@ -1,0 +1,85 @@
+"""Typed access to the remote-sensing dataset cards in `datasets/remote_sensing/`."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+import numpy as np
+
+from core.resources import dataset_card
+
+
+@cache
+def card(name: str) -> dict[str, Any]:
+    """A remote-sensing dataset card by short name (``"sentinel2"``, ``"dynamic_world"``, ...)."""
+    return dataset_card(f"remote_sensing/{name}")
+
+
+def s2_bands(level: str | None = None) -> list[str]:
+    """Sentinel-2 band names in file order for a processing level (default: L1C, 13 bands)."""
+    s2 = card("sentinel2")
+    return list(s2["levels"][level or s2["default_level"]])
+
+
+def s1_bands() -> list[str]:
+    """Sentinel-1 band names in file order (VV, VH)."""
+    return list(card("sentinel1")["band_order"])
+
+
+def land_cover_classes() -> list[str]:
+    """The 9 Dynamic World classes, in product order."""
+    return list(card("dynamic_world")["classes"])
+
+
+def crisis_tags() -> list[str]:
+    """The crisis tags (flooded area, burned area, earthquake damage)."""
+    return list(card("crisis")["tags"])
+
+
+def label_vocabulary() -> list[str]:
+    """The multi-hot label order: 9 Dynamic World classes, then the 3 crisis tags."""
+    return land_cover_classes() + crisis_tags()
+
+
+def normalisation(sensor: str, bands: list[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Per-band (mean, std) used to standardise a sensor's values.
+
+    S2 statistics apply to reflectance (digital numbers / 10000); S1 statistics to dB.
+
+    Args:
+        sensor: ``"s2"`` or ``"s1"``.
+        bands: Band subset (default: all bands of the sensor).
+
+    Returns:
+        Two float32 arrays of length ``len(bands)``.
+    """
+    if sensor == "s2":
+        all_bands, stats = s2_bands("L1C"), card("sentinel2")["normalisation"]
+    elif sensor == "s1":
+        all_bands, stats = s1_bands(), card("sentinel1")["normalisation"]
+    else:
+        raise ValueError(f"unknown sensor {sensor!r}; known: s1, s2")
+    bands = bands or all_bands
+    unknown = [b for b in bands if b not in all_bands]
+    if unknown:
+        raise ValueError(f"unknown {sensor} bands {unknown}; known: {all_bands}")
+    index = [all_bands.index(b) for b in bands]
+    mean = np.asarray(stats["mean"], dtype=np.float32)[index]
+    std = np.asarray(stats["std"], dtype=np.float32)[index]
+    return mean, std
+
+
+def caption_for(labels: list[str]) -> str:
+    """Caption of a label list (already ordered): lower-cased, joined with ". "."""
+    return card("captions")["separator"].join(label.lower() for label in labels)
+
+
+def zero_shot_templates() -> list[str]:
+    """Default prompt templates for zero-shot land-cover classification."""
+    return list(card("captions")["zero_shot_templates"])
+
+
+def class_synonyms() -> dict[str, list[str]]:
+    """Synonyms of each Dynamic World class, for prompt ensembles."""
+    return {k: list(v) for k, v in card("dynamic_world").get("synonyms", {}).items()}

@@ -1,0 +1,136 @@
+"""LightningDataModule for CLOSP: S1 and S2 mini-batches together in every training step.
+
+``train_dataloader`` yields ``{"s2": batch, "s1": batch}`` (Lightning's CombinedLoader,
+``max_size_cycle``); each batch is a TorchGeo-style dict: ``image`` (B, C, H, W)
+standardised, ``label`` (B, 12) multi-hot over the 9 Dynamic World classes + 3 crisis
+tags, ``caption`` (list of B str), ``coords`` (B, 2) as (lon, lat), ``sensor``, ``path``,
+``id``. The module owns normalisation (S2: / 10000 then per-band mean/std; S1 dB:
+VV -12.59/5.26, VH -20.26/5.91) and applies flips / 90-degree rotations to training scenes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from lightning.pytorch.utilities import CombinedLoader
+from torch.utils.data import DataLoader, Dataset
+
+from domains.remote_sensing import cards
+from domains.remote_sensing.scene_folder import SceneFolder
+from domains.remote_sensing.transforms import Compose, NormalizeBands, RandomFlipRotate
+
+LAYOUTS = ("synthetic", "folder", "crisislandmark", "bigearthnet", "sen12ms")
+
+
+def normaliser(sensor: str, bands: Sequence[str]) -> NormalizeBands:
+    """The standardisation transform of a sensor's bands (statistics from the cards)."""
+    mean, std = cards.normalisation(sensor, list(bands))
+    return NormalizeBands(mean, std, scale=10000.0 if sensor == "s2" else 1.0)
+
+
+def open_dataset(root: str | Path, layout: str, sensor: str, split: str | None,
+                 bands: Sequence[str] | None = None, transforms: Any = None,
+                 strict: bool = False) -> Dataset:
+    """Open one sensor's scenes of an archive in any supported layout.
+
+    Args:
+        root: Archive folder.
+        layout: One of :data:`LAYOUTS`.
+        sensor: ``"s2"`` or ``"s1"``.
+        split: ``"train"``, ``"val"``, ``"test"`` or ``None`` for all.
+        bands: Band subset.
+        transforms: Dictionary transform.
+        strict: Raise on bad files instead of skipping them.
+
+    Returns:
+        A dataset of sample dicts.
+    """
+    if layout in ("synthetic", "folder"):
+        return SceneFolder(root, sensor=sensor, split=split, bands=bands, transforms=transforms,
+                           strict=strict)
+    if layout in LAYOUTS:
+        raise NotImplementedError(f"layout {layout!r} has no loader yet; available: synthetic, "
+                                  "folder")
+    raise ValueError(f"unknown layout {layout!r}; known: {', '.join(LAYOUTS)}")
+
+
+class CLOSPDataModule(L.LightningDataModule):
+    """Sentinel-1 and Sentinel-2 scenes for contrastive training and evaluation.
+
+    Args:
+        root: Archive folder (``None``: the default synthetic archive, generated once).
+        layout: On-disk layout (see :data:`LAYOUTS`).
+        sensors: Sensors to load (``("s2",)`` for an S2-only model, ``("s1",)`` for S1 alone).
+        s2_bands: Sentinel-2 bands to use (default: all 13; ``["B04", "B03", "B02"]`` for RGB).
+        batch_size: Scenes per sensor mini-batch.
+        num_workers: DataLoader worker processes.
+        augment: Random flips / rotations on training scenes.
+        seed: Seed of the augmentation.
+        strict: Raise on bad files instead of skipping them.
+    """
+
+    def __init__(
+        self, root: str | Path | None = None, layout: str = "synthetic",
+        sensors: Sequence[str] = ("s2", "s1"), s2_bands: Sequence[str] | None = None,
+        batch_size: int = 64, num_workers: int = 0, augment: bool = True, seed: int = 0,
+        strict: bool = False,
+    ) -> None:
+        super().__init__()
+        self.root = Path(root) if root is not None else None
+        self.layout = layout
+        self.sensors = list(sensors)
+        self.bands = {"s2": list(s2_bands or cards.s2_bands("L1C")), "s1": cards.s1_bands()}
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.augment = augment
+        self.seed = seed
+        self.strict = strict
+        self._datasets: dict[tuple[str, str], Dataset] = {}
+
+    def prepare_data(self) -> None:
+        """Generate the default synthetic archive if no root was given."""
+        if self.root is None:
+            from domains.remote_sensing.synthetic import default_archive
+
+            self.root = default_archive()
+
+    def dataset(self, sensor: str, split: str) -> Dataset:
+        """The (cached) dataset of one sensor and split, normalised; augmented if training."""
+        key = (sensor, split)
+        if key not in self._datasets:
+            if self.root is None:
+                self.prepare_data()
+            augment = RandomFlipRotate(self.seed) if split == "train" and self.augment else None
+            transforms = Compose(normaliser(sensor, self.bands[sensor]), augment)
+            self._datasets[key] = open_dataset(self.root, self.layout, sensor, split,
+                                               self.bands[sensor], transforms, self.strict)
+        return self._datasets[key]
+
+    def _loader(self, sensor: str, split: str, shuffle: bool) -> DataLoader:
+        return DataLoader(self.dataset(sensor, split), batch_size=self.batch_size,
+                          shuffle=shuffle, num_workers=self.num_workers,
+                          drop_last=shuffle, persistent_workers=self.num_workers > 0)
+
+    def train_dataloader(self) -> CombinedLoader:
+        """One mini-batch per sensor in every step (the shorter loader cycles)."""
+        loaders = {s: self._loader(s, "train", shuffle=True) for s in self.sensors}
+        return CombinedLoader(loaders, mode="max_size_cycle")
+
+    def val_dataloader(self) -> CombinedLoader:
+        """Validation mini-batches per sensor, combined like training."""
+        loaders = {s: self._loader(s, "val", shuffle=False) for s in self.sensors}
+        return CombinedLoader(loaders, mode="max_size_cycle")
+
+    def test_loader(self, sensor: str, split: str = "test") -> DataLoader:
+        """A plain loader over one sensor's scenes (for embedding and evaluation)."""
+        return self._loader(sensor, split, shuffle=False)
+
+    def bad_samples(self) -> list[tuple[str, str]]:
+        """Every file skipped so far, with its problem."""
+        found: list[tuple[str, str]] = []
+        for dataset in self._datasets.values():
+            found.extend(getattr(dataset, "bad_samples", []))
+        return found

@@ -1,0 +1,62 @@
+"""Dictionary transforms for scene samples (MONAI style): normalisation and augmentation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+
+class NormalizeBands:
+    """Standardise ``sample["image"]`` per band: ``(x / scale - mean) / std``; NaN (nodata) -> 0.
+
+    Args:
+        mean: Per-band mean (after dividing by ``scale``).
+        std: Per-band standard deviation.
+        scale: Divisor applied first (10000 for Sentinel-2 digital numbers, 1 for dB).
+    """
+
+    def __init__(self, mean: np.ndarray, std: np.ndarray, scale: float = 1.0) -> None:
+        self.mean = torch.as_tensor(mean, dtype=torch.float32)[:, None, None]  # (C, 1, 1)
+        self.std = torch.as_tensor(std, dtype=torch.float32)[:, None, None]  # (C, 1, 1)
+        self.scale = scale
+
+    def __call__(self, sample: dict[str, Any]) -> dict[str, Any]:
+        """Return the sample with its image standardised."""
+        image = (sample["image"].float() / self.scale - self.mean) / self.std  # (C, H, W)
+        return {**sample, "image": torch.nan_to_num(image, nan=0.0, posinf=0.0, neginf=0.0)}
+
+
+class RandomFlipRotate:
+    """Random horizontal/vertical flips and 90-degree rotations of ``sample["image"]``.
+
+    Args:
+        seed: Seed of the transform's own generator (reproducible augmentation).
+    """
+
+    def __init__(self, seed: int = 0) -> None:
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __call__(self, sample: dict[str, Any]) -> dict[str, Any]:
+        """Return the sample with a random dihedral transform applied to its image."""
+        image = sample["image"]  # (C, H, W)
+        flip, turns = torch.randint(0, 2, (1,), generator=self.generator), torch.randint(
+            0, 4, (1,), generator=self.generator)
+        if flip.item():
+            image = image.flip(-1)
+        image = torch.rot90(image, int(turns.item()), dims=(-2, -1))
+        return {**sample, "image": image.contiguous()}
+
+
+class Compose:
+    """Apply dictionary transforms in order."""
+
+    def __init__(self, *transforms: Any) -> None:
+        self.transforms = [t for t in transforms if t is not None]
+
+    def __call__(self, sample: dict[str, Any]) -> dict[str, Any]:
+        """Return the transformed sample."""
+        for transform in self.transforms:
+            sample = transform(sample)
+        return sample

@@ -1,0 +1,88 @@
+"""The models a CLOSP run trains side by side: the main model and its comparison companions.
+
+- ``main``: the model the run is about (CLOSP or GeoCLOSP);
+- ``rgb``: the S2 tower on bands B04, B03, B02 only, no S1 — what a user of an RGB
+  remote-sensing CLIP gets;
+- ``s1_alone``: the S1 tower trained without the S2 branch;
+- ``geo``: GeoCLOSP when the main model is CLOSP, CLOSP when it is GeoCLOSP.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from core.model import ModelConfig
+from core.registry import get_model_config
+
+RGB_BANDS = ["B04", "B03", "B02"]
+COMPANIONS = ("rgb", "s1_alone", "geo")
+
+
+@dataclass
+class Variant:
+    """One model trained in a run.
+
+    Attributes:
+        name: ``main`` or a companion name.
+        config: Its model configuration.
+        sensors: Sensors whose mini-batches it trains on (``s2``, ``s1``).
+        s2_bands: Sentinel-2 bands it reads (``None``: all 13).
+    """
+
+    name: str
+    config: ModelConfig
+    sensors: list[str] = field(default_factory=lambda: ["s2", "s1"])
+    s2_bands: list[str] | None = None
+
+
+def _keep_towers(config: ModelConfig, towers: list[str]) -> ModelConfig:
+    config.towers = {k: v for k, v in config.towers.items() if k in towers}
+    config.pairs = [p for p in config.pairs if p[0] in towers and p[1] in towers]
+    return config
+
+
+def geo_counterpart(model_name: str) -> str:
+    """The registry name of the other family at the same size (closp-x <-> geoclosp-x)."""
+    family, _, size = model_name.partition("-")
+    if family == "closp":
+        return f"geoclosp-{size}"
+    if family == "geoclosp":
+        return f"closp-{size}"
+    raise ValueError(f"model {model_name!r} is neither closp-* nor geoclosp-*")
+
+
+def build_variants(
+    model_name: str, companions: list[str], overrides: dict | None = None
+) -> list[Variant]:
+    """The main model and the requested companions, with their configs.
+
+    Args:
+        model_name: Registry name of the main model.
+        companions: Any of ``rgb``, ``s1_alone``, ``geo``.
+        overrides: Model-config overrides applied to every variant (e.g. the loss).
+
+    Returns:
+        The variants, main first.
+    """
+    unknown = sorted(set(companions) - set(COMPANIONS))
+    if unknown:
+        raise ValueError(f"unknown companions {unknown}; known: {list(COMPANIONS)}")
+    overrides = overrides or {}
+    main = get_model_config(model_name, **overrides)
+    variants = [Variant("main", main, sensors=[s for s in ("s2", "s1") if s in main.towers])]
+    if "rgb" in companions:
+        config = get_model_config(model_name, **overrides)
+        config.towers["s2"]["in_chans"] = len(RGB_BANDS)
+        config = _keep_towers(config, ["s2", "text"])
+        config.extra.setdefault("sensors", {}).setdefault("s2", {})["bands"] = list(RGB_BANDS)
+        config.extra["sensors"].pop("s1", None)
+        config.name = f"{model_name}-rgb"
+        variants.append(Variant("rgb", config, sensors=["s2"], s2_bands=RGB_BANDS))
+    if "s1_alone" in companions:
+        config = _keep_towers(get_model_config(model_name, **overrides), ["s1", "text"])
+        config.name = f"{model_name}-s1-alone"
+        variants.append(Variant("s1_alone", config, sensors=["s1"]))
+    if "geo" in companions:
+        config = get_model_config(geo_counterpart(model_name), **overrides)
+        variants.append(Variant("geo", config, sensors=["s2", "s1"]))
+    return variants
