@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 from transformers import AutoModel, AutoTokenizer
+from transformers.utils import logging as hf_logging
 
 from core.text_cache import TextEmbeddingCache, default_cache_root
 
@@ -73,6 +74,7 @@ class TextTower(nn.Module):
             raise ValueError(f"pooling must be 'cls' or 'mean', got {config.pooling!r}")
         self.config = config
         source = resolve_text_model(config.model)
+        hf_logging.disable_progress_bar()
         self.tokenizer = AutoTokenizer.from_pretrained(source)
         self.encoder = AutoModel.from_pretrained(source)
         width = self.encoder.config.hidden_size

@@ -1,0 +1,141 @@
+"""`python -m domains.remote_sensing.evaluate RUN [--data PATH --layout L]`: evaluate a run.
+
+Also called at the end of training. Embeds the held-out scenes with every model of the
+run (main and companions), computes the metrics, and writes ``metrics.json``,
+``report.md`` and the figures into the run folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from core.atomic import atomic_write_bytes
+from core.checkpoint import load_run
+from core.model import ContrastiveModel
+from core.plots import (
+    GalleryItem,
+    plot_confusion_matrix,
+    plot_gallery,
+    plot_training_curves,
+    read_metrics_csv,
+)
+from core.resources import load_yaml
+from domains.remote_sensing import cards
+from domains.remote_sensing.embed import EmbeddedScenes, embed_scenes
+from domains.remote_sensing.evaluation import evaluate_model, land_cover_queries
+from domains.remote_sensing.render import render_scene
+from domains.remote_sensing.report import headline, markdown_report, print_summary
+from domains.remote_sensing.train import datamodule_for, variant_folder
+from domains.remote_sensing.variants import Variant, build_variants
+
+GALLERY_QUERIES = ["water", "trees", "snow and ice", "built area", "flooded area"]
+
+
+def write_figures(out: Path, results: dict[str, Any], variants: list[Variant],
+                  main_model: ContrastiveModel, main_scenes: dict[str, EmbeddedScenes],
+                  datamodule: Any) -> None:
+    """Training curves, zero-shot confusion matrices and a retrieval gallery as PNG."""
+    logs = {v.name: read_metrics_csv(out / "logs" / v.name / "metrics.csv") for v in variants
+            if (out / "logs" / v.name / "metrics.csv").is_file()}
+    if logs:
+        plot_training_curves(logs, ["train/loss", "val/loss", "train/temperature"],
+                             out / "curves.png")
+    classes = cards.land_cover_classes()
+    for sensor, zero_shot in results["main"]["zero_shot"].items():
+        plot_confusion_matrix(np.asarray(zero_shot["confusion"]), classes,
+                              out / f"confusion_{sensor}.png",
+                              f"zero-shot {sensor.upper()} (accuracy {zero_shot['accuracy']:.2f})")
+    vocabulary = cards.label_vocabulary()
+    scenes = list(main_scenes.values())
+    items = torch.cat([s.features for s in scenes])
+    owners = [(s, i) for s in scenes for i in range(len(s.ids))]
+    rows = []
+    with torch.no_grad():
+        queries = main_model.encode("text", GALLERY_QUERIES).cpu()
+    for query, text_feature in zip(GALLERY_QUERIES, queries, strict=True):
+        top = torch.topk(items @ text_feature, k=min(5, len(owners))).indices.tolist()
+        hits = []
+        for index in top:
+            embedded, row = owners[index]
+            sample = datamodule.dataset(embedded.sensor, "test")[int(embedded.dataset_index[row])]
+            bands = datamodule.bands[embedded.sensor]
+            picture = render_scene(sample["image"], embedded.sensor, bands)
+            relevant = bool(embedded.labels[row, vocabulary.index(query)])
+            hits.append(GalleryItem(picture, f"{embedded.sensor}: {sample['caption']}", relevant))
+        rows.append((query, hits))
+    plot_gallery(rows, out / "gallery.png")
+
+
+def evaluate_variants(models: dict[str, ContrastiveModel], variants: list[Variant],
+                      config: dict[str, Any], root: Path, out: Path,
+                      training_seconds: float | None = None) -> dict[str, Any]:
+    """Evaluate every model of a run and write metrics, report and figures.
+
+    Args:
+        models: Variant name -> trained model.
+        variants: The run's variants (sensors and bands of each).
+        config: The run configuration.
+        root: Archive folder.
+        out: Run folder.
+        training_seconds: Wall time of training, for the report.
+
+    Returns:
+        The metrics dict written to ``metrics.json``.
+    """
+    torch.manual_seed(config["seed"])
+    results: dict[str, Any] = {}
+    main_scenes: dict[str, EmbeddedScenes] = {}
+    main_datamodule = None
+    queries = None
+    for variant in variants:  # main first: its archive (both sensors) defines the queries
+        model = models[variant.name]
+        datamodule = datamodule_for(variant, config, root)
+        scenes = {s: embed_scenes(model, datamodule, s) for s in variant.sensors}
+        queries = queries or land_cover_queries(*scenes.values())
+        results[variant.name] = evaluate_model(model, scenes, queries,
+                                               config.get("geo_fusion_weight", 1.0))
+        if variant.name == "main":
+            main_scenes, main_datamodule = scenes, datamodule
+    summary = headline(results, main_is_geo="location" in models["main"].towers)
+    timing = {"training_seconds": training_seconds or 0.0}
+    payload = {"summary": summary, "variants": results, "timing": timing,
+               "bad_samples": main_datamodule.bad_samples() if main_datamodule else []}
+    atomic_write_bytes(out / "metrics.json", json.dumps(payload, indent=2).encode())
+    atomic_write_bytes(out / "report.md",
+                       markdown_report(results, summary, config, timing).encode())
+    write_figures(out, results, variants, models["main"], main_scenes, main_datamodule)
+    print_summary(summary, str(out))
+    return payload
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """Evaluate a run folder from the command line."""
+    parser = argparse.ArgumentParser(prog="python -m domains.remote_sensing.evaluate",
+                                     description="Evaluate a CLOSP/GeoCLOSP run folder.")
+    parser.add_argument("run", type=Path, help="run folder written by train")
+    parser.add_argument("--data", type=Path, help="archive root (default: the run's)")
+    parser.add_argument("--layout", help="layout of --data (default: the run's)")
+    args = parser.parse_args(argv)
+    config = load_yaml(args.run / "run.yaml")
+    if args.data is not None:
+        config["data"]["root"] = str(args.data)
+        config["data"]["layout"] = args.layout or config["data"]["layout"]
+    root = config["data"].get("root")
+    if root is None:
+        from domains.remote_sensing.synthetic import default_archive
+
+        root = default_archive()
+    variants = build_variants(config["model"], config["companions"],
+                              overrides={"loss": config["loss"]})
+    models = {v.name: load_run(variant_folder(args.run, v)) for v in variants}
+    return evaluate_variants(models, variants, config, Path(root), args.run)
+
+
+if __name__ == "__main__":
+    main()
