@@ -20,7 +20,12 @@ from torch.utils.data import DataLoader, Dataset
 
 from domains.remote_sensing import cards
 from domains.remote_sensing.scene_folder import SceneFolder
-from domains.remote_sensing.transforms import Compose, NormalizeBands, RandomFlipRotate
+from domains.remote_sensing.transforms import (
+    AreaWeightedCaptions,
+    Compose,
+    NormalizeBands,
+    RandomFlipRotate,
+)
 
 LAYOUTS = ("synthetic", "folder", "crisislandmark", "bigearthnet", "sen12ms")
 
@@ -68,6 +73,8 @@ class CLOSPDataModule(L.LightningDataModule):
         batch_size: Scenes per sensor mini-batch.
         num_workers: DataLoader worker processes.
         augment: Random flips / rotations on training scenes.
+        caption_augment: Probability of area-weighted caption rewriting on training scenes
+            (see :class:`AreaWeightedCaptions`; 0 disables it).
         seed: Seed of the augmentation.
         strict: Raise on bad files instead of skipping them.
     """
@@ -76,7 +83,7 @@ class CLOSPDataModule(L.LightningDataModule):
         self, root: str | Path | None = None, layout: str = "synthetic",
         sensors: Sequence[str] = ("s2", "s1"), s2_bands: Sequence[str] | None = None,
         batch_size: int = 64, num_workers: int = 0, augment: bool = True, seed: int = 0,
-        strict: bool = False,
+        strict: bool = False, caption_augment: float = 0.5,
     ) -> None:
         super().__init__()
         self.root = Path(root) if root is not None else None
@@ -86,6 +93,7 @@ class CLOSPDataModule(L.LightningDataModule):
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.augment = augment
+        self.caption_augment = caption_augment
         self.seed = seed
         self.strict = strict
         self._datasets: dict[tuple[str, str], Dataset] = {}
@@ -103,8 +111,11 @@ class CLOSPDataModule(L.LightningDataModule):
         if key not in self._datasets:
             if self.root is None:
                 self.prepare_data()
-            augment = RandomFlipRotate(self.seed) if split == "train" and self.augment else None
-            transforms = Compose(normaliser(sensor, self.bands[sensor]), augment)
+            train = split == "train"
+            flips = RandomFlipRotate(self.seed) if train and self.augment else None
+            captions = AreaWeightedCaptions(self.caption_augment, seed=self.seed) \
+                if train and self.caption_augment > 0 else None
+            transforms = Compose(normaliser(sensor, self.bands[sensor]), flips, captions)
             self._datasets[key] = open_dataset(self.root, self.layout, sensor, split,
                                                self.bands[sensor], transforms, self.strict)
         return self._datasets[key]

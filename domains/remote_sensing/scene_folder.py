@@ -144,9 +144,12 @@ class SceneFolder(NonGeoDataset):
         image = self._images[index] if self._images is not None else self._read(index)
         lon = float(row["lon"]) if "lon" in row and pd.notna(row["lon"]) else float("nan")
         lat = float(row["lat"]) if "lat" in row and pd.notna(row["lat"]) else float("nan")
+        labels = _labels_of(row.get("labels"))
         sample = {
             "image": torch.from_numpy(image),
-            "label": self.label_vector(_labels_of(row.get("labels"))),
+            "label": self.label_vector(labels),
+            "label_names": "; ".join(labels),
+            "fractions": self._fractions(row),
             "caption": str(row["caption"]),
             "coords": torch.tensor([lon, lat], dtype=torch.float32),
             "sensor": self.sensor,
@@ -154,6 +157,13 @@ class SceneFolder(NonGeoDataset):
             "id": str(row.get("id", row["path"])),
         }
         return self.transforms(sample) if self.transforms is not None else sample
+
+    def _fractions(self, row: pd.Series) -> torch.Tensor:
+        """Area fraction of each land-cover class (NaN when the table has none): (9,)."""
+        columns = [f"frac_{c.replace(' ', '_')}" for c in cards.land_cover_classes()]
+        if all(c in row.index for c in columns):
+            return torch.tensor([float(row[c]) for c in columns], dtype=torch.float32)
+        return torch.full((len(columns),), float("nan"))
 
     def plot(self, sample: dict[str, Any], suptitle: str | None = None) -> Any:
         """Show a sample: S2 in false colour (NIR, red, green), S1 as VV / VH / ratio."""

@@ -8,7 +8,9 @@ figures). ``--help`` lists every option.
 
 from __future__ import annotations
 
+import logging
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +32,16 @@ from domains.remote_sensing.variants import Variant, build_variants
 
 console = Console()
 DONE_FILE = "trained.json"
+QUIET_WARNINGS = (".*LeafSpec.*", ".*module\\(s\\) in eval mode.*",  # frozen text tower
+                  ".*smaller than the logging interval.*", ".*litlogger.*")
+
+
+def quiet_lightning() -> None:
+    """Hide Lightning's tips and known-harmless warnings so the progress bar stays readable."""
+    for pattern in QUIET_WARNINGS:
+        warnings.filterwarnings("ignore", message=pattern)
+    for name in ("lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def variant_folder(out: Path, variant: Variant) -> Path:
@@ -42,7 +54,8 @@ def datamodule_for(variant: Variant, config: dict[str, Any], root: Path) -> CLOS
     data = config["data"]
     return CLOSPDataModule(root, layout=data["layout"], sensors=variant.sensors,
                            s2_bands=variant.s2_bands, batch_size=data["batch_size"],
-                           num_workers=data["num_workers"], seed=config["seed"])
+                           num_workers=data["num_workers"], seed=config["seed"],
+                           caption_augment=data.get("caption_augment", 0.5))
 
 
 def input_map(model: ContrastiveModel, sensors: list[str]) -> dict[str, dict[str, str]]:
@@ -52,7 +65,8 @@ def input_map(model: ContrastiveModel, sensors: list[str]) -> dict[str, dict[str
             for s in sensors}
 
 
-def train_variant(variant: Variant, config: dict[str, Any], root: Path, out: Path) -> Path:
+def train_variant(variant: Variant, config: dict[str, Any], root: Path,
+                  out: Path) -> tuple[Path, ContrastiveModel | None]:
     """Train one variant (resuming from its last checkpoint if any) and save its run folder.
 
     Args:
@@ -62,12 +76,13 @@ def train_variant(variant: Variant, config: dict[str, Any], root: Path, out: Pat
         out: The run folder.
 
     Returns:
-        The variant's folder (weights + config).
+        The variant's folder (weights + config) and the trained model (``None`` when the
+        variant was already trained by an earlier, resumed, invocation).
     """
     folder = variant_folder(out, variant)
     if (folder / DONE_FILE).is_file():
         console.print(f"[green]✓[/] {variant.name}: already trained ({folder}), skipping")
-        return folder
+        return folder, None
     L.seed_everything(config["seed"], workers=True, verbose=False)
     model = ContrastiveModel(variant.config)
     task = ContrastiveTask(model, loss=config["loss"], optimizer=config["optimizer"],
@@ -92,13 +107,14 @@ def train_variant(variant: Variant, config: dict[str, Any], root: Path, out: Pat
     record = {"seconds": round(seconds, 1), "steps": trainer.global_step,
               "epochs": trainer.current_epoch}
     atomic_write_bytes(folder / DONE_FILE, yaml.safe_dump(record).encode())
-    return folder
+    return folder, model
 
 
 def main(argv: list[str] | None = None) -> Path:
     """Run the training entry point; return the run folder."""
     args = build_parser().parse_args(argv)
     config = resolve_run_config(args)
+    quiet_lightning()
     out = Path(config["out"])
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(out / "run.yaml", yaml.safe_dump(config, sort_keys=False).encode())
@@ -111,7 +127,7 @@ def main(argv: list[str] | None = None) -> Path:
         root = default_archive()
     variants = build_variants(config["model"], config["companions"],
                               overrides={"loss": config["loss"]})
-    folders = {v.name: train_variant(v, config, root, out) for v in variants}
+    folders = {v.name: train_variant(v, config, root, out)[0] for v in variants}
     training_seconds = time.perf_counter() - started
     from domains.remote_sensing.evaluate import evaluate_variants
 

@@ -49,6 +49,51 @@ class RandomFlipRotate:
         return {**sample, "image": image.contiguous()}
 
 
+class AreaWeightedCaptions:
+    """Caption augmentation: sometimes describe only the classes covering enough area.
+
+    With probability ``p`` a threshold t ~ U(min_fraction, max_fraction) is drawn and the
+    caption (and the multi-hot ``label``) keep only the land-cover classes covering at
+    least t of the scene — the largest class always stays, crisis tags always stay. A
+    class covering most of a scene is thus named in nearly every caption, a sliver rarely,
+    which teaches the image embedding what dominates the scene. Samples without area
+    fractions keep their caption.
+
+    Args:
+        p: Probability of rewriting a caption.
+        min_fraction: Lower bound of the threshold.
+        max_fraction: Upper bound of the threshold.
+        seed: Seed of the transform's generator.
+    """
+
+    def __init__(self, p: float = 0.5, min_fraction: float = 0.05, max_fraction: float = 0.5,
+                 seed: int = 0) -> None:
+        from domains.remote_sensing import cards
+
+        self.p, self.low, self.high = p, min_fraction, max_fraction
+        self.classes = cards.land_cover_classes()
+        self.vocabulary = cards.label_vocabulary()
+        self.caption_for = cards.caption_for
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __call__(self, sample: dict[str, Any]) -> dict[str, Any]:
+        """Return the sample, possibly with a shorter caption and matching labels."""
+        fractions = sample.get("fractions")
+        names = [n for n in sample.get("label_names", "").split("; ") if n]
+        draw = torch.rand(2, generator=self.generator)
+        if fractions is None or torch.isnan(fractions).any() or not names or draw[0] >= self.p:
+            return sample
+        threshold = self.low + float(draw[1]) * (self.high - self.low)
+        largest = self.classes[int(fractions.argmax())]
+        kept = [n for n in names if n not in self.classes or n == largest
+                or fractions[self.classes.index(n)] >= threshold]
+        label = torch.zeros(len(self.vocabulary))
+        for name in kept:
+            label[self.vocabulary.index(name)] = 1.0
+        return {**sample, "caption": self.caption_for(kept), "label": label,
+                "label_names": "; ".join(kept)}
+
+
 class Compose:
     """Apply dictionary transforms in order."""
 
