@@ -11,7 +11,6 @@ $(PY):
 
 $(STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install --progress-bar on -e ".[dev]"
-	$(PY) -m cuda_ext.build
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -20,7 +19,6 @@ demo: install
 	$(PY) -m domains.remote_sensing.train
 
 test: install
-	$(PY) -m cuda_ext.build
 	$(PY) -m pytest -q
 
 lint: install

@@ -1,19 +1,26 @@
 """Classification and retrieval metrics over tensors (numpy arrays accepted).
 
+Classification metrics follow scikit-learn's definitions (``accuracy_score``,
+``f1_score(average="macro")``, ``average_precision_score``, ``roc_auc_score``) so numbers
+can be compared with published ones.
+
 Retrieval metrics take a similarity matrix (Q, N) of queries against items and a
-relevance matrix (Q, N): binary or graded (CLOSP's relevance is the number of
-labels a scene shares with the query, :func:`label_overlap_relevance`). Ties in
-similarity are broken by item index (stable sort).
+relevance matrix (Q, N): binary or graded (CLOSP's relevance of a scene to a query is the
+number of labels they share, :func:`label_overlap_relevance`). Items are ranked by
+descending similarity; ties are broken by item index (stable sort), so every metric is
+deterministic. Queries without any relevant item are left out of the means.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import torch
 
-ArrayLike = Any
+ArrayLike = Any  # torch.Tensor, np.ndarray or a nested sequence
+_CHUNK_ELEMENTS = 1 << 22  # rows of (Q, N) matrices are ranked in chunks of ~4M entries
 
 
 def _tensor(x: ArrayLike) -> torch.Tensor:
@@ -25,127 +32,202 @@ def _predictions(x: ArrayLike) -> torch.Tensor:
     return t.argmax(-1) if t.ndim == 2 else t.long()
 
 
-def accuracy(pred_or_scores: ArrayLike, target: ArrayLike) -> float:
+def _mean(values: list[float]) -> float:
+    return float(np.mean(values)) if values else float("nan")
+
+
+def accuracy(logits_or_pred: ArrayLike, target: ArrayLike) -> float:
     """Fraction of correct predictions.
 
     Args:
-        pred_or_scores: (N,) class indices or (N, C) scores (argmax taken).
+        logits_or_pred: (N,) class indices or (N, C) scores (argmax taken).
         target: (N,) true class indices.
 
     Returns:
-        Accuracy in [0, 1].
+        Accuracy in [0, 1] (NaN for no samples).
     """
-    pred, target = _predictions(pred_or_scores), _tensor(target).long()
-    return float((pred == target).float().mean())
+    pred, target = _predictions(logits_or_pred), _tensor(target).long()
+    if pred.shape != target.shape:
+        raise ValueError(f"predictions {tuple(pred.shape)} and target {tuple(target.shape)} differ")
+    return float((pred == target).double().mean()) if len(target) else float("nan")
 
 
-def confusion_matrix(pred_or_scores: ArrayLike, target: ArrayLike, num_classes: int) -> np.ndarray:
-    """(C, C) counts; rows are true classes, columns predicted classes."""
-    pred, target = _predictions(pred_or_scores), _tensor(target).long()
-    flat = target * num_classes + pred
+def confusion_matrix(logits_or_pred: ArrayLike, target: ArrayLike, num_classes: int) -> np.ndarray:
+    """Confusion counts.
+
+    Args:
+        logits_or_pred: (N,) class indices or (N, C) scores (argmax taken).
+        target: (N,) true class indices in [0, num_classes).
+        num_classes: C.
+
+    Returns:
+        (C, C) integer counts; rows are true classes, columns predicted classes.
+    """
+    pred, target = _predictions(logits_or_pred), _tensor(target).long()
+    for name, t in (("predictions", pred), ("target", target)):
+        if len(t) and (t.min() < 0 or t.max() >= num_classes):
+            raise ValueError(f"{name} hold class indices outside [0, {num_classes})")
+    flat = target * num_classes + pred  # (N,)
     return torch.bincount(flat, minlength=num_classes**2).reshape(num_classes, num_classes).numpy()
 
 
-def macro_f1(pred_or_scores: ArrayLike, target: ArrayLike, num_classes: int) -> float:
-    """Unweighted mean of per-class F1 over classes present in target or prediction."""
-    matrix = confusion_matrix(pred_or_scores, target, num_classes).astype(float)
+def macro_f1(logits_or_pred: ArrayLike, target: ArrayLike, num_classes: int) -> float:
+    """Unweighted mean of per-class F1 (scikit-learn's ``f1_score(average="macro")``).
+
+    As scikit-learn does, only classes present in the target or the predictions count.
+
+    Args:
+        logits_or_pred: (N,) class indices or (N, C) scores (argmax taken).
+        target: (N,) true class indices.
+        num_classes: C.
+
+    Returns:
+        Macro F1 in [0, 1].
+    """
+    matrix = confusion_matrix(logits_or_pred, target, num_classes).astype(np.float64)  # (C, C)
     tp = np.diag(matrix)
     support, predicted = matrix.sum(1), matrix.sum(0)
     present = (support + predicted) > 0
-    f1 = np.where(present, 2 * tp / np.maximum(support + predicted, 1e-12), 0.0)
-    return float(f1[present].mean()) if present.any() else 0.0
+    f1 = 2 * tp[present] / (support + predicted)[present]
+    return float(f1.mean()) if present.any() else float("nan")
 
 
-def average_precision(scores: ArrayLike, relevant: ArrayLike) -> float:
-    """Average precision of one ranking (as scikit-learn's, ties by index).
+def average_precision(scores: ArrayLike, relevant: ArrayLike, group_ties: bool = True) -> float:
+    """Average precision of one ranking.
 
     Args:
         scores: (N,) scores, higher first.
-        relevant: (N,) binary relevance.
+        relevant: (N,) binary relevance (> 0 is relevant).
+        group_ties: Treat equal scores as one threshold, exactly as scikit-learn's
+            ``average_precision_score``; if False, ties are ranked by index.
 
     Returns:
         AP, or NaN when nothing is relevant.
     """
-    scores, relevant = _tensor(scores).double(), _tensor(relevant).double() > 0
-    if not relevant.any():
+    scores, hits = _tensor(scores).double(), (_tensor(relevant) > 0).double()
+    if hits.sum() == 0:
         return float("nan")
     order = torch.argsort(-scores, stable=True)
-    hits = relevant[order].double()  # (N,)
-    precision = hits.cumsum(0) / torch.arange(1, len(hits) + 1, dtype=torch.float64)
-    return float((precision * hits).sum() / hits.sum())
+    ranked, hits = scores[order], hits[order]  # (N,)
+    true_positives = hits.cumsum(0)
+    if group_ties:
+        ends = torch.ones_like(hits, dtype=torch.bool)
+        ends[:-1] = ranked[1:] != ranked[:-1]  # last position of each tied group
+    else:
+        ends = hits > 0
+    positions = torch.nonzero(ends).flatten()  # (G,)
+    tp = true_positives[positions]
+    gains = torch.diff(tp, prepend=tp.new_zeros(1))
+    precision = tp / (positions + 1).double()
+    return float((gains * precision).sum() / hits.sum())
 
 
 def mean_average_precision(scores: ArrayLike, targets: ArrayLike) -> float:
-    """Multi-label mAP: per-class AP over samples, averaged over classes with positives.
+    """Multi-label mAP: per-class AP over samples, averaged over classes with a positive.
+
+    Per-class AP is scikit-learn's ``average_precision_score`` (tied scores grouped).
 
     Args:
         scores: (N, C) scores.
         targets: (N, C) multi-hot labels.
 
     Returns:
-        The mean AP.
+        The mean AP (NaN if no class has a positive).
     """
     scores, targets = _tensor(scores), _tensor(targets)
+    if scores.shape != targets.shape:
+        raise ValueError(f"scores {tuple(scores.shape)} and targets {tuple(targets.shape)} differ")
     values = [average_precision(scores[:, c], targets[:, c]) for c in range(scores.shape[1])]
-    values = [v for v in values if not np.isnan(v)]
-    return float(np.mean(values)) if values else float("nan")
+    return _mean([v for v in values if not np.isnan(v)])
+
+
+def _binary_auroc(scores: np.ndarray, positive: np.ndarray) -> float:
+    """Mann-Whitney AUROC with average ranks for ties (= scikit-learn's)."""
+    n_pos = int(positive.sum())
+    n_neg = len(positive) - n_pos
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    _, inverse, counts = np.unique(scores, return_inverse=True, return_counts=True)
+    ends = np.cumsum(counts)
+    average_rank = ends - (counts - 1) / 2.0  # 1-based average rank of each distinct value
+    rank_sum = average_rank[inverse][positive].sum()
+    return float((rank_sum - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
 
 
 def auroc(scores: ArrayLike, targets: ArrayLike) -> float:
-    """Macro AUROC over classes that have both positives and negatives (ties count half).
+    """Macro AUROC over classes that have both positives and negatives.
+
+    Ties count half, as in scikit-learn's ``roc_auc_score``; classes with a single label
+    kind are excluded from the mean.
 
     Args:
         scores: (N, C) or (N,) scores.
         targets: Same shape, binary.
 
     Returns:
-        The mean AUROC.
+        The mean AUROC (NaN if no class qualifies).
     """
-    scores, targets = _tensor(scores).double(), _tensor(targets) > 0
+    scores = _tensor(scores).double().numpy()
+    targets = (_tensor(targets) > 0).numpy()
+    if scores.shape != targets.shape:
+        raise ValueError(f"scores {scores.shape} and targets {targets.shape} differ")
     if scores.ndim == 1:
-        scores, targets = scores[:, None], targets[:, None]
-    values = []
-    for c in range(scores.shape[1]):
-        pos, neg = scores[targets[:, c], c], scores[~targets[:, c], c]
-        if len(pos) and len(neg):
-            greater = (pos[:, None] > neg[None, :]).double().mean()
-            equal = (pos[:, None] == neg[None, :]).double().mean()
-            values.append(float(greater + 0.5 * equal))
-    return float(np.mean(values)) if values else float("nan")
+        scores, targets = scores[:, None], targets[:, None]  # (N, 1)
+    values = [_binary_auroc(scores[:, c], targets[:, c]) for c in range(scores.shape[1])]
+    return _mean([v for v in values if not np.isnan(v)])
 
 
 def label_overlap_relevance(query_labels: ArrayLike, item_labels: ArrayLike,
                             normalize: bool = False) -> torch.Tensor:
-    """Graded relevance as CLOSP uses it: labels shared by a query and an item.
+    """Graded relevance as CLOSP uses it: the number of labels a query and an item share.
 
     Args:
         query_labels: (Q, C) multi-hot.
         item_labels: (N, C) multi-hot.
-        normalize: Return the Jaccard index instead of the count.
+        normalize: Return the Jaccard index |A ∩ B| / |A ∪ B| instead of the count
+            (0 where both label sets are empty).
 
     Returns:
-        (Q, N) relevance.
+        (Q, N) relevance (float).
     """
-    q, n = _tensor(query_labels).float(), _tensor(item_labels).float()
+    q, n = (_tensor(query_labels) > 0).float(), (_tensor(item_labels) > 0).float()
+    if q.ndim != 2 or n.ndim != 2 or q.shape[1] != n.shape[1]:
+        raise ValueError(f"label matrices must be (Q, C) and (N, C), got {tuple(q.shape)} "
+                         f"and {tuple(n.shape)}")
     shared = q @ n.T  # (Q, N)
     if not normalize:
         return shared
-    union = q.sum(1, keepdim=True) + n.sum(1)[None, :] - shared
-    return shared / union.clamp_min(1e-12)
+    union = q.sum(1, keepdim=True) + n.sum(1)[None, :] - shared  # (Q, N)
+    return torch.where(union > 0, shared / union.clamp_min(1.0), torch.zeros_like(shared))
 
 
-def _ranked_relevance(similarity: ArrayLike, relevance: ArrayLike) -> torch.Tensor:
-    sim, rel = _tensor(similarity).double(), _tensor(relevance).double()
-    if sim.shape != rel.shape:
-        raise ValueError(f"similarity {tuple(sim.shape)} and relevance {tuple(rel.shape)} differ")
-    order = torch.argsort(-sim, dim=1, stable=True)  # (Q, N)
-    return torch.gather(rel, 1, order)
+def _ranked_relevance(similarity: ArrayLike, relevance: ArrayLike) -> Iterator[torch.Tensor]:
+    """Yield relevance re-ordered by descending similarity, a chunk of queries at a time."""
+    sim, rel = _tensor(similarity), _tensor(relevance)
+    if sim.ndim != 2 or sim.shape != rel.shape:
+        raise ValueError(f"similarity {tuple(sim.shape)} and relevance {tuple(rel.shape)} must "
+                         "be equal (Q, N) matrices")
+    if sim.is_floating_point() and torch.isnan(sim).any():
+        raise ValueError("similarity contains NaN")
+    step = max(1, _CHUNK_ELEMENTS // max(sim.shape[1], 1))
+    for start in range(0, sim.shape[0], step):
+        order = torch.argsort(-sim[start:start + step].double(), dim=1, stable=True)  # (q, N)
+        yield torch.gather(rel[start:start + step].double(), 1, order)
+
+
+def _check_k(k: int) -> None:
+    if int(k) != k or k < 1:
+        raise ValueError(f"k must be a positive integer, got {k}")
 
 
 def ndcg_at_k(similarity: ArrayLike, relevance: ArrayLike, k: int) -> float:
-    """Mean nDCG@k with graded relevance (gain = relevance, discount log2(rank + 1)).
+    """Mean nDCG@k with graded relevance.
 
-    Queries with no relevant item are left out of the mean; k is clipped to N.
+    DCG@k = sum over ranks r = 1..k of relevance_r / log2(r + 1) (gain = relevance),
+    normalised by the ideal DCG@k of the same query over all N items. Queries whose ideal
+    DCG is zero (no relevant item) are left out of the mean; k larger than N is clipped.
+    Unlike scikit-learn's ``ndcg_score``, ties in similarity are ranked by item index
+    instead of averaged.
 
     Args:
         similarity: (Q, N) query-item scores.
@@ -153,37 +235,81 @@ def ndcg_at_k(similarity: ArrayLike, relevance: ArrayLike, k: int) -> float:
         k: Cut-off.
 
     Returns:
-        The mean nDCG@k.
+        The mean nDCG@k in [0, 1] (NaN if no query has a relevant item).
     """
-    ranked = _ranked_relevance(similarity, relevance)  # (Q, N)
-    k = min(k, ranked.shape[1])
-    discount = 1.0 / torch.log2(torch.arange(2, k + 2, dtype=torch.float64))  # (k,)
-    dcg = (ranked[:, :k] * discount).sum(1)
-    ideal = (torch.sort(_tensor(relevance).double(), dim=1, descending=True).values[:, :k]
-             * discount).sum(1)
-    keep = ideal > 0
-    return float((dcg[keep] / ideal[keep]).mean()) if keep.any() else float("nan")
+    _check_k(k)
+    values = []
+    for ranked in _ranked_relevance(similarity, relevance):  # (q, N)
+        if (ranked < 0).any():
+            raise ValueError("relevance must be >= 0")
+        top = min(k, ranked.shape[1])
+        discount = 1.0 / torch.log2(torch.arange(2, top + 2, dtype=torch.float64))  # (k,)
+        dcg = (ranked[:, :top] * discount).sum(1)  # (q,)
+        ideal = (torch.sort(ranked, dim=1, descending=True).values[:, :top] * discount).sum(1)
+        keep = ideal > 0
+        values.extend((dcg[keep] / ideal[keep]).tolist())
+    return _mean(values)
 
 
 def recall_at_k(similarity: ArrayLike, relevance: ArrayLike, k: int) -> float:
-    """Fraction of queries with at least one relevant item in the top k.
+    """Hit rate: fraction of queries with at least one relevant item in the top k.
+
+    This is the Recall@k of cross-modal retrieval papers (CLIP, CLOSP). For the fraction
+    of each query's relevant items found in the top k, see :func:`recall_fraction_at_k`.
 
     Args:
         similarity: (Q, N) scores.
-        relevance: (Q, N) relevance (> 0 counts as relevant).
-        k: Cut-off.
+        relevance: (Q, N) binary or graded relevance (> 0 counts as relevant).
+        k: Cut-off (clipped to N).
 
     Returns:
-        Recall@k (queries with no relevant item left out).
+        Recall@k in [0, 1]; queries with no relevant item are left out (NaN if none is left).
     """
-    ranked = _ranked_relevance(similarity, relevance) > 0
-    keep = ranked.any(1)
-    return float(ranked[keep, :k].any(1).double().mean()) if keep.any() else float("nan")
+    _check_k(k)
+    hits = []
+    for ranked in _ranked_relevance(similarity, relevance):
+        relevant = ranked > 0  # (q, N)
+        keep = relevant.any(1)
+        hits.extend(relevant[keep, :k].any(1).double().tolist())
+    return _mean(hits)
+
+
+def recall_fraction_at_k(similarity: ArrayLike, relevance: ArrayLike, k: int) -> float:
+    """Mean over queries of (relevant items in the top k) / (relevant items in total).
+
+    Args:
+        similarity: (Q, N) scores.
+        relevance: (Q, N) binary or graded relevance (> 0 counts as relevant).
+        k: Cut-off (clipped to N).
+
+    Returns:
+        The mean fraction in [0, 1]; queries with no relevant item are left out.
+    """
+    _check_k(k)
+    values = []
+    for ranked in _ranked_relevance(similarity, relevance):
+        relevant = (ranked > 0).double()  # (q, N)
+        total = relevant.sum(1)
+        keep = total > 0
+        values.extend((relevant[keep, :k].sum(1) / total[keep]).tolist())
+    return _mean(values)
 
 
 def retrieval_map(similarity: ArrayLike, relevance: ArrayLike) -> float:
-    """Mean over queries of the average precision of the ranking (relevance > 0 relevant)."""
-    sim, rel = _tensor(similarity), _tensor(relevance)
-    values = [average_precision(sim[i], rel[i] > 0) for i in range(sim.shape[0])]
-    values = [v for v in values if not np.isnan(v)]
-    return float(np.mean(values)) if values else float("nan")
+    """Mean over queries of the average precision of each query's full ranking.
+
+    Args:
+        similarity: (Q, N) scores.
+        relevance: (Q, N) binary or graded relevance (> 0 counts as relevant).
+
+    Returns:
+        mAP in [0, 1]; queries with no relevant item are left out (NaN if none is left).
+    """
+    values = []
+    for ranked in _ranked_relevance(similarity, relevance):
+        hits = (ranked > 0).double()  # (q, N)
+        total = hits.sum(1)
+        precision = hits.cumsum(1) / torch.arange(1, hits.shape[1] + 1, dtype=torch.float64)
+        keep = total > 0
+        values.extend(((precision * hits).sum(1)[keep] / total[keep]).tolist())
+    return _mean(values)

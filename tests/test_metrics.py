@@ -12,61 +12,145 @@ from sklearn import metrics as skm
 from core.metrics import (
     accuracy,
     auroc,
+    confusion_matrix,
     label_overlap_relevance,
     macro_f1,
     mean_average_precision,
     ndcg_at_k,
     recall_at_k,
+    recall_fraction_at_k,
     retrieval_map,
 )
 
-RNG = np.random.default_rng(0)
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(0)
 
 
-def test_classification_metrics_match_sklearn() -> None:
-    scores = RNG.normal(size=(200, 5))
-    target = RNG.integers(0, 5, size=200)
+def test_classification_metrics_match_sklearn(rng: np.random.Generator) -> None:
+    scores = rng.normal(size=(200, 5))
+    target = rng.integers(0, 5, size=200)
     pred = scores.argmax(1)
     assert accuracy(scores, target) == pytest.approx(skm.accuracy_score(target, pred))
-    assert macro_f1(scores, target, 5) == pytest.approx(skm.f1_score(target, pred,
-                                                                     average="macro"))
+    assert accuracy(torch.from_numpy(pred), torch.from_numpy(target)) == pytest.approx(
+        skm.accuracy_score(target, pred))
+    expected_f1 = skm.f1_score(target, pred, average="macro")
+    assert macro_f1(scores, target, 5) == pytest.approx(expected_f1)
+    assert macro_f1(torch.from_numpy(pred), target, 5) == pytest.approx(expected_f1)
+    np.testing.assert_array_equal(confusion_matrix(pred, target, 5),
+                                  skm.confusion_matrix(target, pred, labels=range(5)))
+    # A class absent from both target and predictions is ignored, as scikit-learn does.
+    skewed = np.where(pred == 4, 0, pred)
+    target3 = np.where(target == 4, 1, target)
+    assert macro_f1(skewed, target3, 5) == pytest.approx(
+        skm.f1_score(target3, skewed, average="macro"))
+    with pytest.raises(ValueError, match="differ"):
+        accuracy(pred[:10], target)
 
 
-def test_multilabel_map_and_auroc_match_sklearn() -> None:
-    targets = (RNG.random((120, 6)) < 0.3).astype(int)
-    scores = targets * 0.5 + RNG.random((120, 6))
+@pytest.mark.parametrize("levels", [None, 4])
+def test_multilabel_map_and_auroc_match_sklearn(rng: np.random.Generator,
+                                                levels: int | None) -> None:
+    targets = (rng.random((150, 6)) < 0.3).astype(int)
+    scores = targets * 0.5 + rng.random((150, 6))
+    if levels is not None:  # coarse scores: many ties, which scikit-learn groups
+        scores = np.round(scores * levels) / levels
     expected_ap = np.mean([skm.average_precision_score(targets[:, c], scores[:, c])
                            for c in range(6)])
     assert mean_average_precision(scores, targets) == pytest.approx(expected_ap)
+    assert mean_average_precision(torch.from_numpy(scores).float(),
+                                  torch.from_numpy(targets)) == pytest.approx(expected_ap, 1e-6)
     assert auroc(scores, targets) == pytest.approx(skm.roc_auc_score(targets, scores,
                                                                      average="macro"))
+    assert auroc(scores[:, 0], targets[:, 0]) == pytest.approx(
+        skm.roc_auc_score(targets[:, 0], scores[:, 0]))
 
 
-def test_ndcg_hand_computed_and_sklearn() -> None:
-    # Ranked relevances [3, 2, 0, 1]: DCG@4 = 3 + 2/log2(3) + 0 + 1/log2(5);
-    # ideal [3, 2, 1, 0]: 3 + 2/log2(3) + 1/log2(4).
+def test_classes_without_positives_or_negatives_are_excluded(rng: np.random.Generator) -> None:
+    targets = (rng.random((80, 4)) < 0.4).astype(int)
+    targets[:, 1] = 0  # no positive: excluded from mAP and AUROC
+    targets[:, 2] = 1  # no negative: excluded from AUROC only
+    scores = rng.random((80, 4))
+    ap = [skm.average_precision_score(targets[:, c], scores[:, c]) for c in (0, 2, 3)]
+    assert mean_average_precision(scores, targets) == pytest.approx(np.mean(ap))
+    auc = [skm.roc_auc_score(targets[:, c], scores[:, c]) for c in (0, 3)]
+    assert auroc(scores, targets) == pytest.approx(np.mean(auc))
+
+
+def test_ndcg_hand_computed() -> None:
+    # Ranked relevances [3, 2, 0, 1]:
+    #   DCG@4  = 3/log2(2) + 2/log2(3) + 0/log2(4) + 1/log2(5) = 4.692536...
+    #   IDCG@4 = 3/log2(2) + 2/log2(3) + 1/log2(4) + 0/log2(5) = 4.761859...
+    #   nDCG@4 = 0.985442...
     similarity = torch.tensor([[0.9, 0.8, 0.7, 0.6]])
     relevance = torch.tensor([[3.0, 2.0, 0.0, 1.0]])
     dcg = 3 + 2 / math.log2(3) + 1 / math.log2(5)
     ideal = 3 + 2 / math.log2(3) + 1 / math.log2(4)
+    assert dcg / ideal == pytest.approx(0.985442, abs=1e-6)
     assert ndcg_at_k(similarity, relevance, 4) == pytest.approx(dcg / ideal)
     assert ndcg_at_k(similarity, relevance, 2) == pytest.approx(1.0)
+    # @3: DCG = 3 + 2/log2(3); IDCG = 3 + 2/log2(3) + 1/2.
+    assert ndcg_at_k(similarity, relevance, 3) == pytest.approx(
+        (3 + 2 / math.log2(3)) / (3.5 + 2 / math.log2(3)))
     assert ndcg_at_k(similarity, relevance, 100) == pytest.approx(dcg / ideal)  # k clipped
-    sim = RNG.random((10, 30))
-    rel = RNG.integers(0, 4, size=(10, 30))
-    assert ndcg_at_k(sim, rel, 10) == pytest.approx(skm.ndcg_score(rel, sim, k=10))
+    # The same items presented in another order, ranked by similarity: same value.
+    assert ndcg_at_k(similarity[:, [3, 1, 0, 2]], relevance[:, [3, 1, 0, 2]], 4) == \
+        pytest.approx(dcg / ideal)
 
 
-def test_recall_map_and_label_overlap() -> None:
+def test_ndcg_ties_zero_queries_and_sklearn(rng: np.random.Generator) -> None:
+    # Tied similarity: ranked by index, so relevance [0, 1] -> DCG 1/log2(3), IDCG 1.
+    assert ndcg_at_k([[0.5, 0.5]], [[0.0, 1.0]], 2) == pytest.approx(1 / math.log2(3))
+    # A query with no relevant item is left out of the mean.
+    assert ndcg_at_k([[0.9, 0.1], [0.9, 0.1]], [[1.0, 0.0], [0.0, 0.0]], 2) == 1.0
+    assert math.isnan(ndcg_at_k([[0.9, 0.1]], [[0.0, 0.0]], 2))
+    sim = rng.random((12, 40))
+    rel = rng.integers(0, 4, size=(12, 40))
+    for k in (1, 5, 10, 40):
+        assert ndcg_at_k(sim, rel, k) == pytest.approx(skm.ndcg_score(rel, sim, k=k))
+    with pytest.raises(ValueError, match=">= 0"):
+        ndcg_at_k(sim, -rel, 5)
+    with pytest.raises(ValueError, match="positive integer"):
+        ndcg_at_k(sim, rel, 0)
+    with pytest.raises(ValueError, match="must be equal"):
+        ndcg_at_k(sim, rel[:, :5], 3)
+
+
+def test_recall_at_k_hand_computed() -> None:
     similarity = torch.tensor([[0.1, 0.9, 0.5], [0.8, 0.7, 0.6], [0.3, 0.2, 0.1]])
-    relevance = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, 0.0, 0.0]])
+    relevance = torch.tensor([[1.0, 0.0, 0.0], [0.0, 2.0, 1.0], [0.0, 0.0, 0.0]])
+    # Query 0 ranks items [1, 2, 0]: its relevant item at rank 3. Query 1 ranks [0, 1, 2]:
+    # relevant items at ranks 2 and 3. Query 2 has nothing relevant and is left out.
     assert recall_at_k(similarity, relevance, 1) == 0.0
+    assert recall_at_k(similarity, relevance, 2) == 0.5
     assert recall_at_k(similarity, relevance, 3) == 1.0
-    assert recall_at_k(similarity, relevance, 2) == 0.0
-    # Query 1: relevant at rank 3 -> AP 1/3; query 2: rank 3 -> 1/3; query 3 skipped.
-    assert retrieval_map(similarity, relevance) == pytest.approx(1 / 3)
+    assert recall_at_k(similarity, relevance, 50) == 1.0
+    assert recall_fraction_at_k(similarity, relevance, 2) == pytest.approx((0 + 1 / 2) / 2)
+    assert recall_fraction_at_k(similarity, relevance, 3) == 1.0
+    # Ties ranked by index: item 0 comes first.
+    assert recall_at_k([[0.5, 0.5]], [[1, 0]], 1) == 1.0
+    assert recall_at_k([[0.5, 0.5]], [[0, 1]], 1) == 0.0
+
+
+def test_retrieval_map_hand_computed_and_sklearn(rng: np.random.Generator) -> None:
+    similarity = torch.tensor([[0.1, 0.9, 0.5], [0.8, 0.7, 0.6], [0.3, 0.2, 0.1]])
+    relevance = torch.tensor([[1.0, 0.0, 0.0], [0.0, 2.0, 1.0], [0.0, 0.0, 0.0]])
+    # Query 0: relevant at rank 3 -> AP 1/3. Query 1: ranks 2, 3 -> (1/2 + 2/3) / 2.
+    assert retrieval_map(similarity, relevance) == pytest.approx((1 / 3 + 7 / 12) / 2)
+    sim = rng.random((8, 50))
+    rel = rng.integers(0, 3, size=(8, 50))
+    expected = np.mean([skm.average_precision_score(rel[i] > 0, sim[i]) for i in range(8)])
+    assert retrieval_map(sim, rel) == pytest.approx(expected)
+
+
+def test_label_overlap_relevance() -> None:
     queries = torch.tensor([[1, 1, 0], [0, 0, 1]])
-    items = torch.tensor([[1, 0, 0], [1, 1, 1], [0, 0, 0]])
+    items = np.array([[1, 0, 0], [1, 1, 1], [0, 0, 0]])
     assert label_overlap_relevance(queries, items).tolist() == [[1, 2, 0], [0, 1, 0]]
     jaccard = label_overlap_relevance(queries, items, normalize=True)
-    assert jaccard[0].tolist() == pytest.approx([0.5, 2 / 3, 0.0])
+    np.testing.assert_allclose(jaccard.numpy(), [[0.5, 2 / 3, 0.0], [0.0, 1 / 3, 0.0]], rtol=1e-6)
+    empty = label_overlap_relevance([[0, 0, 0]], items[2:], normalize=True)
+    assert empty.tolist() == [[0.0]]
+    with pytest.raises(ValueError, match=r"\(Q, C\)"):
+        label_overlap_relevance(queries, items[:, :2])

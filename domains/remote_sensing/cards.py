@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from functools import cache
 from typing import Any
 
@@ -68,6 +69,72 @@ def normalisation(sensor: str, bands: list[str] | None = None) -> tuple[np.ndarr
     mean = np.asarray(stats["mean"], dtype=np.float32)[index]
     std = np.asarray(stats["std"], dtype=np.float32)[index]
     return mean, std
+
+
+def min_label_fraction() -> float:
+    """Smallest area fraction for a land-cover class to be named in a scene's labels."""
+    return float(card("captions").get("min_label_fraction", 0.05))
+
+
+def _key(name: str) -> str:
+    return " ".join(str(name).lower().replace("_", " ").replace("/", " ").replace("-", " ")
+                    .split())
+
+
+@cache
+def _label_lookup() -> dict[str, str]:
+    lookup = {_key(k): v for k, v in card("corine_to_dynamic_world")["corine_level3_names"].items()}
+    lookup |= {_key(k): v for k, v in card("dynamic_world").get("aliases", {}).items()}
+    lookup |= {_key(k): v for k, v in card("corine_to_dynamic_world")["bigearthnet19"].items()}
+    lookup |= {_key(name): name for name in label_vocabulary()}
+    return lookup
+
+
+def canonical_label(name: str) -> str | None:
+    """The vocabulary name of a label spelled as a real archive spells it, or ``None``.
+
+    Accepts the vocabulary itself in any case ("Trees", "snow_and_ice"), Dynamic World's short
+    names ("built", "bare"), CORINE level-3 names and the BigEarthNet 19-class names (mapped
+    to Dynamic World by ``corine_to_dynamic_world.yaml``).
+
+    Args:
+        name: A label as found in an archive.
+
+    Returns:
+        The label in :func:`label_vocabulary`, or ``None`` if it has no counterpart.
+    """
+    return _label_lookup().get(_key(name))
+
+
+def canonical_labels(names: Iterable[str]) -> tuple[list[str], list[str]]:
+    """Map archive labels to the vocabulary: (known labels in first-seen order, unknown ones)."""
+    known: list[str] = []
+    unknown: list[str] = []
+    for name in names:
+        label = canonical_label(name)
+        if label is None:
+            unknown.append(str(name))
+        elif label not in known:
+            known.append(label)
+    return known, unknown
+
+
+def labels_from_fractions(fractions: np.ndarray, tags: Iterable[str] = ()) -> list[str]:
+    """Land-cover labels covering at least :func:`min_label_fraction`, largest first, then tags.
+
+    Args:
+        fractions: (9,) area fraction of each Dynamic World class.
+        tags: Crisis tags of the scene.
+
+    Returns:
+        The ordered label list (at least the largest class when any area is known).
+    """
+    classes = land_cover_classes()
+    order = np.argsort(-np.asarray(fractions), kind="stable")
+    labels = [classes[i] for i in order if fractions[i] >= min_label_fraction()]
+    if not labels and np.nansum(fractions) > 0:
+        labels = [classes[int(order[0])]]
+    return labels + [t for t in tags if t not in labels]
 
 
 def caption_for(labels: list[str]) -> str:
