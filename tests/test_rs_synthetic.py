@@ -53,7 +53,8 @@ def test_generation_is_deterministic(archive: Path, tmp_path: Path) -> None:
     first = gpd.read_parquet(archive / "metadata.parquet")
     second = gpd.read_parquet(again / "metadata.parquet")
     assert first.drop(columns="geometry").equals(second.drop(columns="geometry"))
-    with rasterio.open(archive / first["path"][7]) as a, rasterio.open(again / first["path"][7]) as b:
+    path = first["path"][7]
+    with rasterio.open(archive / path) as a, rasterio.open(again / path) as b:
         np.testing.assert_array_equal(a.read(), b.read())
 
 

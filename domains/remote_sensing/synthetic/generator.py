@@ -70,8 +70,8 @@ def simulate_surface(rng: np.random.Generator, size: int) -> tuple[np.ndarray, d
         damage = smooth_noise(rng, (1, size, size), corr_px=5.0)[0]
         affected = np.isin(surface, [classes.index(c) for c in event["affected_classes"]])
         threshold = np.quantile(damage, 1 - severity)
-        surface = np.where(affected & (damage >= threshold), len(classes) + tags.index(event["tag"]),
-                           surface)
+        tag_code = len(classes) + tags.index(event["tag"])
+        surface = np.where(affected & (damage >= threshold), tag_code, surface)
     land_cover = surface.copy()
     for tag, cls in CRISIS_AS_LAND_COVER.items():
         land_cover[surface == len(classes) + tags.index(tag)] = classes.index(cls)
@@ -86,7 +86,8 @@ def simulate_surface(rng: np.random.Generator, size: int) -> tuple[np.ndarray, d
         "event": event["name"] if event is not None else "",
         "labels": labels + crisis, "crisis_tags": crisis,
         "caption": cards.caption_for(labels + crisis),
-        **{f"frac_{c.replace(' ', '_')}": float(f) for c, f in zip(classes, fractions, strict=True)},
+        **{f"frac_{c.replace(' ', '_')}": float(f)
+           for c, f in zip(classes, fractions, strict=True)},
     }
     return surface, meta
 
@@ -183,7 +184,8 @@ def generate_archive(
         counts = frame.groupby(["sensor", "split"]).size().to_dict()
         events = int((frame["event"] != "").sum())
         Console().print(f"[bold]Synthetic archive[/] {out}: {len(frame)} scenes in "
-                        f"{seconds:.0f} s; by (sensor, split): {counts}; in crisis events: {events}")
+                        f"{seconds:.0f} s; by (sensor, split): {counts}; "
+                        f"in crisis events: {events}")
     return out
 
 

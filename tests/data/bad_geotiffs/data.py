@@ -19,7 +19,9 @@ S2_BANDS = ["B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09"
 SIZE = 16
 
 
-def write(name: str, data: np.ndarray, descriptions: list[str] | None, nodata: float | None) -> None:
+def write(
+    name: str, data: np.ndarray, descriptions: list[str] | None, nodata: float | None
+) -> None:
     profile = {"driver": "GTiff", "dtype": data.dtype.name, "count": data.shape[0],
                "height": SIZE, "width": SIZE, "crs": "EPSG:32633",
                "transform": from_origin(500000, 5000000, 10, 10), "nodata": nodata}
