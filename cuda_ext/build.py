@@ -299,7 +299,8 @@ def _cuda_plan() -> tuple[Path | None, str, list[str], bool, str]:
     release = nvcc_version(nvcc)
     static_runtime = release.split(".")[0] != torch.version.cuda.split(".")[0]
     archs = cuda_archs()
-    parts = [torch.__version__, release, ";".join(archs), str(static_runtime)]
+    command = _nvcc_command(nvcc, Path("out.so"), archs, static_runtime)
+    parts = [torch.__version__, release, *command]
     return nvcc, _hash(parts, HEADERS + CUDA_SOURCES), archs, static_runtime, ""
 
 

@@ -108,7 +108,10 @@ def _fake_geometry(x: torch.Tensor, weight: torch.Tensor, patch_size: int) -> tu
         H % patch_size == 0 and W % patch_size == 0,
         lambda: f"image size H={H}, W={W} is not divisible by patch_size={patch_size}",
     )
-    torch._check(weight.dim() == 4 and weight.shape[1] == C, lambda: "weight must be (D, C, p, p)")
+    torch._check(
+        weight.dim() == 4 and weight.shape[1:] == (C, patch_size, patch_size),
+        lambda: f"weight must be (D, C={C}, p={patch_size}, p={patch_size})",
+    )
     return B, C, H, W, (H // patch_size) * (W // patch_size), weight.shape[0]
 
 

@@ -25,7 +25,7 @@ class ImageTowerConfig:
         patch_embed: ``"timm"`` (the backbone's own) or ``"spectral"`` (the fused
             multispectral/SAR op from ``cuda_ext``; ViTs only).
         spectral: Keyword arguments of ``cuda_ext.SpectralPatchEmbed`` (``mean``,
-            ``std``, ``log_bands``, ``nodata``, ``use_reference``).
+            ``std``, ``log_bands``, ``nodata``, ``impl``: ``"op"`` or ``"reference"``).
         backbone_kwargs: Extra keyword arguments for ``timm.create_model``
             (e.g. ``depth``, ``embed_dim`` of a ViT).
     """
