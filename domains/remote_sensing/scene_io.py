@@ -1,12 +1,20 @@
-"""Read one GeoTIFF scene into a float array, checking it and naming the file in any error."""
+"""Read scenes (one multi-band GeoTIFF, or one GeoTIFF per band) into float arrays, checked.
+
+Every error names the file and the problem.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import rasterio
+from affine import Affine
+from rasterio.crs import CRS
+from rasterio.enums import Resampling
+from rasterio.warp import transform as transform_points
 
 from domains.remote_sensing import cards
 
@@ -60,6 +68,24 @@ def read_scene(path: str | Path, sensor: str, bands: Sequence[str]) -> np.ndarra
         raise
     except (rasterio.errors.RasterioError, OSError) as error:
         raise SceneError(f"{path}: unreadable GeoTIFF ({error})") from error
+    return mask_invalid(path, data, nodata)
+
+
+def mask_invalid(path: str | Path, data: np.ndarray, nodata: float | None) -> np.ndarray:
+    """Check a scene's pixels and set nodata / non-finite ones to NaN (in place).
+
+    Args:
+        path: What to name in an error (a file, or ``file:key`` inside an HDF5 archive).
+        data: (C, H, W) float32 values.
+        nodata: The nodata value, or ``None``.
+
+    Returns:
+        ``data`` with invalid pixels set to NaN.
+
+    Raises:
+        SceneError: If every pixel is invalid, or fewer than :data:`MIN_VALID_FRACTION`
+            of the pixels are valid in all bands.
+    """
     invalid = ~np.isfinite(data)
     if nodata is not None:
         invalid |= data == nodata
@@ -71,3 +97,70 @@ def read_scene(path: str | Path, sensor: str, bands: Sequence[str]) -> np.ndarra
                          f"(nodata or non-finite elsewhere)")
     data[invalid] = np.nan
     return data
+
+
+def read_band_files(
+    name: str | Path, files: Sequence[Path | None], sensor: str
+) -> tuple[np.ndarray, tuple[float, float]]:
+    """Stack single-band GeoTIFFs on the grid of the finest one; ``None`` gives a NaN band.
+
+    Coarser bands (Sentinel-2's 20 m and 60 m bands) are upsampled bilinearly to the
+    finest band's pixel grid (10 m), as TorchGeo's BigEarthNet loaders do.
+
+    Args:
+        name: What to name in errors (the sample's folder).
+        files: One file per band in the order wanted (``None`` for a band the archive lacks).
+        sensor: ``"s2"`` or ``"s1"`` (its card's nodata applies where a file sets none).
+
+    Returns:
+        (C, H, W) float32 with NaN where nodata or missing, and the (lon, lat) of the centre.
+
+    Raises:
+        SceneError: If a file is missing or unreadable, or too few pixels are valid.
+    """
+    present = [f for f in files if f is not None]
+    if not present:
+        raise SceneError(f"{name}: no band files given for {sensor}")
+    try:
+        shapes = []
+        for file in present:
+            with rasterio.open(file) as src:
+                shapes.append((src.height * src.width, src.height, src.width, file))
+        _, height, width, finest = max(shapes, key=lambda s: s[0])
+        with rasterio.open(finest) as src:
+            lon_lat = centre_lon_lat(src.crs, src.transform, height, width)
+        data = np.full((len(files), height, width), np.nan, dtype=np.float32)  # (C, H, W)
+        for index, file in enumerate(files):
+            if file is None:
+                continue
+            with rasterio.open(file) as src:
+                band = src.read(1, out_shape=(height, width), out_dtype="float32",
+                                resampling=Resampling.bilinear)
+                nodata = src.nodata if src.nodata is not None else _card_nodata(sensor)
+            if nodata is not None:
+                band[band == nodata] = np.nan
+            data[index] = band
+    except (rasterio.errors.RasterioError, OSError) as error:
+        raise SceneError(f"{name}: unreadable GeoTIFF ({error})") from error
+    keep = [i for i, f in enumerate(files) if f is not None]
+    data[keep] = mask_invalid(name, data[keep], None)
+    return data, lon_lat
+
+
+def _card_nodata(sensor: str) -> float | None:
+    value = cards.card("sentinel2" if sensor == "s2" else "sentinel1").get("nodata")
+    return None if value is None else float(value)
+
+
+def centre_lon_lat(crs: Any, transform: Affine, height: int, width: int) -> tuple[float, float]:
+    """(lon, lat) in degrees of the centre of a raster grid (NaN when it has no CRS)."""
+    if crs is None:
+        return float("nan"), float("nan")
+    x, y = transform * (width / 2, height / 2)
+    return to_lon_lat(crs, x, y)
+
+
+def to_lon_lat(crs: Any, x: float, y: float) -> tuple[float, float]:
+    """Project a point from ``crs`` (anything rasterio accepts, e.g. "EPSG:32633") to (lon, lat)."""
+    lons, lats = transform_points(CRS.from_user_input(crs), "EPSG:4326", [float(x)], [float(y)])
+    return float(lons[0]), float(lats[0])
