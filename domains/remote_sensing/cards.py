@@ -150,3 +150,58 @@ def zero_shot_templates() -> list[str]:
 def class_synonyms() -> dict[str, list[str]]:
     """Synonyms of each Dynamic World class, for prompt ensembles."""
     return {k: list(v) for k, v in card("dynamic_world").get("synonyms", {}).items()}
+
+
+def s2_bands_for_count(count: int) -> list[str] | None:
+    """The Sentinel-2 band order of a file with ``count`` bands: L1C (13), L2A (12), or None."""
+    for level, bands in card("sentinel2")["levels"].items():
+        if len(bands) == count:
+            return s2_bands(level)
+    return None
+
+
+def corine_code_label(code: int) -> str | None:
+    """The Dynamic World class of a CORINE Land Cover level-3 code (e.g. 112), or ``None``.
+
+    Uses the longest prefix of the code found in ``corine43_prefix`` of the
+    ``corine_to_dynamic_world`` card.
+    """
+    prefixes = card("corine_to_dynamic_world")["corine43_prefix"]
+    text = str(int(code))
+    for length in range(len(text), 0, -1):
+        if text[:length] in prefixes:
+            return str(prefixes[text[:length]])
+    return None
+
+
+def class_fractions(class_map: np.ndarray, code_labels: dict[int, str | None]) -> np.ndarray:
+    """Area fraction of each Dynamic World class in a map of archive class codes.
+
+    Args:
+        class_map: (H, W) integer codes (CORINE, IGBP, ...).
+        code_labels: Code -> Dynamic World class (codes mapped to ``None`` or absent count
+            as unlabelled area and are left out of the denominator).
+
+    Returns:
+        (9,) float32 fractions summing to 1 over the labelled area (all NaN if none).
+    """
+    classes = land_cover_classes()
+    codes, counts = np.unique(np.asarray(class_map), return_counts=True)
+    area = np.zeros(len(classes), dtype=np.float64)
+    for code, count in zip(codes.tolist(), counts.tolist(), strict=True):
+        label = code_labels.get(int(code))
+        if label in classes:
+            area[classes.index(label)] += count
+    total = area.sum()
+    if total == 0:
+        return np.full(len(classes), np.nan, dtype=np.float32)
+    return (area / total).astype(np.float32)
+
+
+def order_by_area(labels: list[str], fractions: np.ndarray | None) -> list[str]:
+    """Land-cover labels largest area first (stable where unknown), crisis tags last."""
+    classes = land_cover_classes()
+    cover = [label for label in labels if label in classes]
+    if fractions is not None and np.isfinite(fractions).all():
+        cover.sort(key=lambda label: -float(fractions[classes.index(label)]))
+    return cover + [label for label in labels if label not in classes]

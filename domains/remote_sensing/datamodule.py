@@ -15,11 +15,15 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
 from lightning.pytorch.utilities import CombinedLoader
 from torch.utils.data import DataLoader, Dataset
 
 from domains.remote_sensing import cards
+from domains.remote_sensing.bigearthnet import BigEarthNetV2
+from domains.remote_sensing.crisislandmark import CrisisLandMark
 from domains.remote_sensing.scene_folder import SceneFolder
+from domains.remote_sensing.sen12ms import SEN12MS
 from domains.remote_sensing.transforms import (
     AreaWeightedCaptions,
     Compose,
@@ -28,6 +32,47 @@ from domains.remote_sensing.transforms import (
 )
 
 LAYOUTS = ("synthetic", "folder", "crisislandmark", "bigearthnet", "sen12ms")
+#: Loaders of the real archives' own layouts (see docs/remote_sensing_data.md).
+ARCHIVE_LOADERS: dict[str, type] = {"crisislandmark": CrisisLandMark,
+                                    "bigearthnet": BigEarthNetV2, "sen12ms": SEN12MS}
+
+
+def sensor_bands(extra: dict[str, Any]) -> dict[str, list[str]]:
+    """Band order per sensor from a model config's ``extra.sensors`` (card order if absent).
+
+    Args:
+        extra: The model config's ``extra`` mapping.
+
+    Returns:
+        ``{"s2": [...], "s1": [...]}``.
+    """
+    sensors = extra.get("sensors", {})
+    return {"s2": list(sensors.get("s2", {}).get("bands") or cards.s2_bands("L1C")),
+            "s1": list(sensors.get("s1", {}).get("bands") or cards.s1_bands())}
+
+
+class ResizeImage:
+    """Resize ``sample["image"]`` to ``size`` x ``size`` (bilinear, antialiased when shrinking).
+
+    Applied after normalisation, so nodata (already 0) does not spread.
+
+    Args:
+        size: Output side in pixels.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+    def __call__(self, sample: dict[str, Any]) -> dict[str, Any]:
+        """Return the sample with its image resized."""
+        image = sample["image"]  # (C, H, W)
+        if tuple(image.shape[-2:]) == (self.size, self.size):
+            return sample
+        shrink = image.shape[-1] > self.size or image.shape[-2] > self.size
+        resized = torch.nn.functional.interpolate(
+            image[None].float(), size=(self.size, self.size), mode="bilinear",
+            align_corners=False, antialias=shrink)[0]  # (C, size, size)
+        return {**sample, "image": resized}
 
 
 def normaliser(sensor: str, bands: Sequence[str]) -> NormalizeBands:
@@ -38,7 +83,7 @@ def normaliser(sensor: str, bands: Sequence[str]) -> NormalizeBands:
 
 def open_dataset(root: str | Path, layout: str, sensor: str, split: str | None,
                  bands: Sequence[str] | None = None, transforms: Any = None,
-                 strict: bool = False) -> Dataset:
+                 strict: bool = False, preload: bool | None = None) -> Dataset:
     """Open one sensor's scenes of an archive in any supported layout.
 
     Args:
@@ -49,16 +94,19 @@ def open_dataset(root: str | Path, layout: str, sensor: str, split: str | None,
         bands: Band subset.
         transforms: Dictionary transform.
         strict: Raise on bad files instead of skipping them.
+        preload: Read and check every scene when opening (``None``: the loader's default —
+            yes for scene folders, no for the large real archives).
 
     Returns:
         A dataset of sample dicts.
     """
+    options = {} if preload is None else {"preload": preload}
     if layout in ("synthetic", "folder"):
         return SceneFolder(root, sensor=sensor, split=split, bands=bands, transforms=transforms,
-                           strict=strict)
-    if layout in LAYOUTS:
-        raise NotImplementedError(f"layout {layout!r} has no loader yet; available: synthetic, "
-                                  "folder")
+                           strict=strict, **options)
+    if layout in ARCHIVE_LOADERS:
+        return ARCHIVE_LOADERS[layout](root, sensor=sensor, split=split, bands=bands,
+                                       transforms=transforms, strict=strict, **options)
     raise ValueError(f"unknown layout {layout!r}; known: {', '.join(LAYOUTS)}")
 
 
@@ -77,6 +125,12 @@ class CLOSPDataModule(L.LightningDataModule):
             (see :class:`AreaWeightedCaptions`; 0 disables it).
         seed: Seed of the augmentation.
         strict: Raise on bad files instead of skipping them.
+        s1_bands: Sentinel-1 bands (default: VV, VH). :func:`sensor_bands` reads both band
+            orders from a model config.
+        image_size: Resize every scene to this side after normalisation (``None``: keep the
+            archive's size — real archives differ: BigEarthNet 120, SEN12MS 256 px).
+        preload: Read and check every scene when a dataset is opened (``None``: the
+            loader's default).
     """
 
     def __init__(
@@ -84,12 +138,17 @@ class CLOSPDataModule(L.LightningDataModule):
         sensors: Sequence[str] = ("s2", "s1"), s2_bands: Sequence[str] | None = None,
         batch_size: int = 64, num_workers: int = 0, augment: bool = True, seed: int = 0,
         strict: bool = False, caption_augment: float = 0.5,
+        s1_bands: Sequence[str] | None = None, image_size: int | None = None,
+        preload: bool | None = None,
     ) -> None:
         super().__init__()
         self.root = Path(root) if root is not None else None
         self.layout = layout
         self.sensors = list(sensors)
-        self.bands = {"s2": list(s2_bands or cards.s2_bands("L1C")), "s1": cards.s1_bands()}
+        self.bands = {"s2": list(s2_bands or cards.s2_bands("L1C")),
+                      "s1": list(s1_bands or cards.s1_bands())}
+        self.image_size = image_size
+        self.preload = preload
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.augment = augment
@@ -115,9 +174,11 @@ class CLOSPDataModule(L.LightningDataModule):
             flips = RandomFlipRotate(self.seed) if train and self.augment else None
             captions = AreaWeightedCaptions(self.caption_augment, seed=self.seed) \
                 if train and self.caption_augment > 0 else None
-            transforms = Compose(normaliser(sensor, self.bands[sensor]), flips, captions)
+            resize = ResizeImage(self.image_size) if self.image_size else None
+            transforms = Compose(normaliser(sensor, self.bands[sensor]), resize, flips, captions)
             self._datasets[key] = open_dataset(self.root, self.layout, sensor, split,
-                                               self.bands[sensor], transforms, self.strict)
+                                               self.bands[sensor], transforms, self.strict,
+                                               self.preload)
         return self._datasets[key]
 
     def _loader(self, sensor: str, split: str, shuffle: bool) -> DataLoader:

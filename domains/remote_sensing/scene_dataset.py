@@ -77,7 +77,8 @@ class SceneDataset(NonGeoDataset):
 
     def _read(self, index: int) -> np.ndarray | dict[str, Any]:
         """Read sample ``index``: its (C, H, W) float32 image, or a dict with ``image`` and
-        optionally ``coords`` (lon, lat) and ``fractions`` (9,) found in the file."""
+        optionally ``coords`` (lon, lat), ``fractions`` (9,), ``labels`` (reordered by
+        area) and ``date`` found in the files."""
         raise NotImplementedError
 
     # -- the bad-input policy ----------------------------------------------------------------
@@ -138,13 +139,13 @@ class SceneDataset(NonGeoDataset):
             except READ_ERRORS as error:
                 self._bad(self._path(current), str(error))
                 self._broken.add(current)
-                log.warning("skipping bad sample %s: %s", self._path(current), error)
+                log.warning("skipping bad sample: %s", error)
         raise SceneError(f"no readable sample left in {type(self).__name__}")
 
     def _sample(self, index: int, read: np.ndarray | dict[str, Any]) -> dict[str, Any]:
         found = read if isinstance(read, dict) else {"image": read}
         row = self.metadata.iloc[index]
-        labels = list(_labels_of(row.get("labels")))
+        labels = list(found.get("labels") or _labels_of(row.get("labels")))
         coords = found.get("coords")
         if coords is None or not np.isfinite(coords).all():
             coords = (_float(row.get("lon")), _float(row.get("lat")))
@@ -162,6 +163,8 @@ class SceneDataset(NonGeoDataset):
             "path": self._path(index),
             "id": str(row.get("id", row["path"])),
         }
+        if "date" in found:
+            sample["date"] = str(found["date"])
         return self.transforms(sample) if self.transforms is not None else sample
 
     def _fractions(self, row: pd.Series) -> torch.Tensor:

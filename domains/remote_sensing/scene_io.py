@@ -121,19 +121,20 @@ def read_band_files(
     present = [f for f in files if f is not None]
     if not present:
         raise SceneError(f"{name}: no band files given for {sensor}")
+    current = present[0]
     try:
         shapes = []
-        for file in present:
-            with rasterio.open(file) as src:
-                shapes.append((src.height * src.width, src.height, src.width, file))
-        _, height, width, finest = max(shapes, key=lambda s: s[0])
-        with rasterio.open(finest) as src:
+        for current in present:
+            with rasterio.open(current) as src:
+                shapes.append((src.height * src.width, src.height, src.width, current))
+        _, height, width, current = max(shapes, key=lambda s: s[0])
+        with rasterio.open(current) as src:
             lon_lat = centre_lon_lat(src.crs, src.transform, height, width)
         data = np.full((len(files), height, width), np.nan, dtype=np.float32)  # (C, H, W)
-        for index, file in enumerate(files):
-            if file is None:
+        for index, current in enumerate(files):
+            if current is None:
                 continue
-            with rasterio.open(file) as src:
+            with rasterio.open(current) as src:
                 band = src.read(1, out_shape=(height, width), out_dtype="float32",
                                 resampling=Resampling.bilinear)
                 nodata = src.nodata if src.nodata is not None else _card_nodata(sensor)
@@ -141,7 +142,7 @@ def read_band_files(
                 band[band == nodata] = np.nan
             data[index] = band
     except (rasterio.errors.RasterioError, OSError) as error:
-        raise SceneError(f"{name}: unreadable GeoTIFF ({error})") from error
+        raise SceneError(f"{current}: unreadable GeoTIFF ({error})") from error
     keep = [i for i, f in enumerate(files) if f is not None]
     data[keep] = mask_invalid(name, data[keep], None)
     return data, lon_lat
@@ -158,6 +159,15 @@ def centre_lon_lat(crs: Any, transform: Affine, height: int, width: int) -> tupl
         return float("nan"), float("nan")
     x, y = transform * (width / 2, height / 2)
     return to_lon_lat(crs, x, y)
+
+
+def scene_lon_lat(path: str | Path) -> tuple[float, float]:
+    """(lon, lat) of the centre of a GeoTIFF (NaN when it has no CRS)."""
+    try:
+        with rasterio.open(path) as src:
+            return centre_lon_lat(src.crs, src.transform, src.height, src.width)
+    except (rasterio.errors.RasterioError, OSError) as error:
+        raise SceneError(f"{path}: unreadable GeoTIFF ({error})") from error
 
 
 def to_lon_lat(crs: Any, x: float, y: float) -> tuple[float, float]:
