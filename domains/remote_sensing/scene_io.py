@@ -157,7 +157,9 @@ def centre_lon_lat(crs: Any, transform: Affine, height: int, width: int) -> tupl
     """(lon, lat) in degrees of the centre of a raster grid (NaN when it has no CRS)."""
     if crs is None:
         return float("nan"), float("nan")
-    x, y = transform * (width / 2, height / 2)
+    col, row = width / 2, height / 2
+    x = transform.c + transform.a * col + transform.b * row
+    y = transform.f + transform.d * col + transform.e * row
     return to_lon_lat(crs, x, y)
 
 

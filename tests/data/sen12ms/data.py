@@ -58,7 +58,8 @@ def main() -> None:
     for season, _, _, _, _ in PATCHES:
         shutil.rmtree(HERE / season, ignore_errors=True)
     for season, scene, patch, shares, split in PATCHES:
-        def path(source: str) -> Path:
+        def path(source: str, season: str = season, scene: int = scene,
+                 patch: int = patch) -> Path:
             return HERE / season / f"{source}_{scene}" / f"{season}_{source}_{scene}_p{patch}.tif"
 
         s2 = (100 * np.arange(1, 14)[:, None, None] + rng.integers(0, 20, (13, SIZE, SIZE)))
