@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -11,6 +12,7 @@ import torch.nn.functional as F
 from core.model import ContrastiveModel
 from domains.remote_sensing import cards
 from domains.remote_sensing.datamodule import CLOSPDataModule
+from domains.remote_sensing.scene_io import SceneError
 
 
 @dataclass
@@ -92,9 +94,40 @@ def embed_scenes(model: ContrastiveModel, datamodule: CLOSPDataModule, sensor: s
         coords.append(batch["coords"])
         ids.extend(batch["id"])
     dataset = datamodule.dataset(sensor, split)
+    if not ids:
+        raise SceneError(f"no readable {sensor} scene in the {split} split of {datamodule.root}")
     metadata = dataset.metadata
     pair_ids = [str(p) for p in metadata["pair_id"]] if "pair_id" in metadata else [""] * len(ids)
     label_tensor = torch.cat(labels)
     return EmbeddedScenes(sensor, torch.cat(features), torch.cat(location) if location else None,
                           label_tensor, _dominant(metadata, label_tensor), torch.cat(coords),
                           ids, pair_ids, np.arange(len(ids)))
+
+
+def embed_available(model: ContrastiveModel, datamodule: CLOSPDataModule,
+                    sensors: list[str], split: str = "test") -> dict[str, EmbeddedScenes]:
+    """Embed each sensor's scenes of a split, leaving out (with a warning) sensors it lacks.
+
+    Args:
+        model: Trained model.
+        datamodule: Provides the scenes.
+        sensors: Sensors to embed.
+        split: Which split.
+
+    Returns:
+        Sensor -> embedded scenes, for the sensors that have readable scenes.
+
+    Raises:
+        SceneError: No sensor has a readable scene in the split.
+    """
+    scenes: dict[str, EmbeddedScenes] = {}
+    problems = []
+    for sensor in sensors:
+        try:
+            scenes[sensor] = embed_scenes(model, datamodule, sensor, split)
+        except SceneError as error:
+            problems.append(str(error))
+            warnings.warn(f"{error}; its {sensor} metrics are left out", stacklevel=2)
+    if not scenes:
+        raise SceneError("; ".join(problems))
+    return scenes

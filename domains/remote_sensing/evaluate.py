@@ -27,7 +27,7 @@ from core.plots import (
 )
 from core.resources import load_yaml
 from domains.remote_sensing import cards
-from domains.remote_sensing.embed import EmbeddedScenes, embed_scenes
+from domains.remote_sensing.embed import EmbeddedScenes, embed_available
 from domains.remote_sensing.evaluation import evaluate_model, land_cover_queries
 from domains.remote_sensing.render import render_scene
 from domains.remote_sensing.report import headline, markdown_report, print_summary
@@ -96,7 +96,7 @@ def evaluate_variants(models: dict[str, ContrastiveModel], variants: list[Varian
     for variant in variants:  # main first: its archive (both sensors) defines the queries
         model = models[variant.name]
         datamodule = datamodule_for(variant, config, root)
-        scenes = {s: embed_scenes(model, datamodule, s) for s in variant.sensors}
+        scenes = embed_available(model, datamodule, variant.sensors)
         queries = queries or land_cover_queries(*scenes.values())
         results[variant.name] = evaluate_model(model, scenes, queries,
                                                config.get("geo_fusion_weight", 1.0))

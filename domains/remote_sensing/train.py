@@ -26,7 +26,7 @@ from core.checkpoint import load_run, save_run
 from core.lightning_io import SafetensorsCheckpointIO
 from core.model import ContrastiveModel
 from core.training import ContrastiveTask
-from domains.remote_sensing.datamodule import CLOSPDataModule
+from domains.remote_sensing.datamodule import CLOSPDataModule, sensor_bands
 from domains.remote_sensing.run_config import build_parser, resolve_run_config
 from domains.remote_sensing.variants import Variant, build_variants
 
@@ -52,10 +52,15 @@ def variant_folder(out: Path, variant: Variant) -> Path:
 def datamodule_for(variant: Variant, config: dict[str, Any], root: Path) -> CLOSPDataModule:
     """The data a variant trains and is evaluated on (its sensors and bands)."""
     data = config["data"]
+    bands = sensor_bands(variant.config.extra)
+    sizes = {variant.config.towers[s].get("img_size") for s in variant.sensors}
+    if len(sizes) > 1:
+        raise ValueError(f"{variant.config.name}: sensor towers differ in img_size {sizes}")
     return CLOSPDataModule(root, layout=data["layout"], sensors=variant.sensors,
-                           s2_bands=variant.s2_bands, batch_size=data["batch_size"],
-                           num_workers=data["num_workers"], seed=config["seed"],
-                           caption_augment=data.get("caption_augment", 0.5))
+                           s2_bands=variant.s2_bands or bands["s2"], s1_bands=bands["s1"],
+                           batch_size=data["batch_size"], num_workers=data["num_workers"],
+                           seed=config["seed"], caption_augment=data.get("caption_augment", 0.5),
+                           image_size=sizes.pop())
 
 
 def input_map(model: ContrastiveModel, sensors: list[str]) -> dict[str, dict[str, str]]:
