@@ -7,7 +7,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from core.model import ContrastiveModel
 from domains.remote_sensing import cards
@@ -40,12 +39,6 @@ class EmbeddedScenes:
     ids: list[str]
     pair_ids: list[str]
     dataset_index: np.ndarray
-
-    def fused(self, weight: float) -> torch.Tensor:
-        """Image embedding fused with the location embedding: normalize(img + w * loc)."""
-        if self.location is None or weight == 0:
-            return self.features
-        return F.normalize(self.features + weight * self.location, dim=1)
 
     def select(self, mask: np.ndarray) -> EmbeddedScenes:
         """The subset of scenes where ``mask`` is true."""

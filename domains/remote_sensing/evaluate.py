@@ -27,10 +27,17 @@ from core.plots import (
 )
 from core.resources import load_yaml
 from domains.remote_sensing import cards
+from domains.remote_sensing.datamodule import CLOSPDataModule
 from domains.remote_sensing.embed import EmbeddedScenes, embed_available
-from domains.remote_sensing.evaluation import evaluate_model, land_cover_queries
+from domains.remote_sensing.evaluation import (
+    choose_proximity_weight,
+    crisis_queries,
+    evaluate_model,
+    land_cover_queries,
+)
 from domains.remote_sensing.render import render_scene
 from domains.remote_sensing.report import headline, markdown_report, print_summary
+from domains.remote_sensing.scene_io import SceneError
 from domains.remote_sensing.train import datamodule_for, variant_folder
 from domains.remote_sensing.variants import Variant, build_variants
 
@@ -72,6 +79,18 @@ def write_figures(out: Path, results: dict[str, Any], variants: list[Variant],
     plot_gallery(rows, out / "gallery.png")
 
 
+def proximity_weight(model: ContrastiveModel, datamodule: CLOSPDataModule, sensors: list[str],
+                     crisis: list[tuple[str, tuple[float, float]]]) -> float:
+    """GeoCLOSP's location weight for crisis queries, chosen on the validation split (0 else)."""
+    if "location" not in model.towers or not crisis:
+        return 0.0
+    try:
+        val_scenes = embed_available(model, datamodule, sensors, split="val")
+    except SceneError:
+        return 0.0
+    return choose_proximity_weight(model, list(val_scenes.values()), crisis)
+
+
 def evaluate_variants(models: dict[str, ContrastiveModel], variants: list[Variant],
                       config: dict[str, Any], root: Path, out: Path,
                       training_seconds: float | None = None) -> dict[str, Any]:
@@ -93,13 +112,14 @@ def evaluate_variants(models: dict[str, ContrastiveModel], variants: list[Varian
     main_scenes: dict[str, EmbeddedScenes] = {}
     main_datamodule = None
     queries = None
+    crisis = crisis_queries(config["data"]["layout"])
     for variant in variants:  # main first: its archive (both sensors) defines the queries
         model = models[variant.name]
         datamodule = datamodule_for(variant, config, root)
         scenes = embed_available(model, datamodule, variant.sensors)
         queries = queries or land_cover_queries(*scenes.values())
-        results[variant.name] = evaluate_model(model, scenes, queries,
-                                               config.get("geo_fusion_weight", 1.0))
+        weight = proximity_weight(model, datamodule, variant.sensors, crisis)
+        results[variant.name] = evaluate_model(model, scenes, queries, crisis, weight)
         if variant.name == "main":
             main_scenes, main_datamodule = scenes, datamodule
     summary = headline(results, main_is_geo="location" in models["main"].towers)

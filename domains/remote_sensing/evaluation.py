@@ -98,29 +98,56 @@ def cross_sensor(source: EmbeddedScenes, target: EmbeddedScenes) -> dict[str, fl
             "ndcg@10": metrics.ndcg_at_k(similarity, relevance, 10), "n": len(source.ids)}
 
 
+#: Candidate weights of the location-proximity term, chosen on the validation split.
+PROXIMITY_WEIGHTS = (0.05, 0.1, 0.2, 0.3, 0.5, 1.0)
+
+
+def crisis_queries(layout: str) -> list[tuple[str, tuple[float, float]]]:
+    """Location-dependent queries: (crisis tag, (lon, lat) of the event) per known event.
+
+    Only the synthetic archive records where its events happened (``synthetic.yaml``);
+    real layouts get none.
+    """
+    if layout != "synthetic":
+        return []
+    events = cards.card("synthetic")["events"]
+    return [(e["tag"], ((e["box"][0] + e["box"][2]) / 2, (e["box"][1] + e["box"][3]) / 2))
+            for e in events]
+
+
 def crisis_retrieval(model: ContrastiveModel, scenes: list[EmbeddedScenes],
-                     fusion_weight: float) -> dict[str, Any]:
+                     queries: list[tuple[str, tuple[float, float]]],
+                     proximity_weight: float = 0.0) -> dict[str, Any]:
     """Crisis-event queries over the mixed archive; relevant = scenes tagged with the crisis.
 
-    GeoCLOSP ranks scenes by their image embedding fused with their location embedding.
+    Each query is a crisis tag ("flooded area") and the place it is asked about. A model
+    without a location tower ranks by text-image similarity alone; GeoCLOSP adds
+    ``proximity_weight`` x the similarity of the query place's and the scene's location
+    embeddings (image and location fused at retrieval time).
 
     Args:
-        model: The model (text tower for the queries).
+        model: The model (text tower for the queries, location tower if any).
         scenes: Embedded scenes of each sensor (one archive).
-        fusion_weight: Weight of the location embedding (0: image only).
+        queries: (tag, (lon, lat)) pairs, see :func:`crisis_queries`.
+        proximity_weight: Weight of the location term (0: image only).
 
     Returns:
-        nDCG@10, nDCG@100 and mAP averaged over the crisis queries, and per query.
+        nDCG@10, nDCG@100 and mAP averaged over the queries, and per query.
     """
     tags = cards.crisis_tags()
     offset = len(cards.land_cover_classes())
-    items = torch.cat([s.fused(fusion_weight) for s in scenes])
-    labels = torch.cat([s.labels for s in scenes])
-    queries = model.encode("text", tags).cpu()
-    similarity = queries @ items.T
-    relevance = labels[:, offset : offset + len(tags)].T  # (T, N)
+    items = torch.cat([s.features for s in scenes])  # (N, D)
+    labels = torch.cat([s.labels for s in scenes])  # (N, 12)
+    texts = [tag for tag, _ in queries]
+    similarity = model.encode("text", texts).cpu() @ items.T  # (Q, N)
+    if proximity_weight and "location" in model.towers:
+        places = torch.tensor([point for _, point in queries], dtype=torch.float32)  # (Q, 2)
+        scene_places = torch.cat([s.location for s in scenes])  # (N, D)
+        similarity = similarity + proximity_weight * (
+            model.encode("location", places).cpu() @ scene_places.T)  # (Q, N)
+    relevance = labels[:, [offset + tags.index(t) for t in texts]].T  # (Q, N)
     per_query = {}
-    for i, tag in enumerate(tags):
+    for i, tag in enumerate(texts):
         sim, rel = similarity[i : i + 1], relevance[i : i + 1]
         per_query[tag] = {"ndcg@10": metrics.ndcg_at_k(sim, rel, 10),
                           "map": metrics.retrieval_map(sim, rel), "relevant": int(rel.sum())}
@@ -129,10 +156,19 @@ def crisis_retrieval(model: ContrastiveModel, scenes: list[EmbeddedScenes],
             "map": metrics.retrieval_map(similarity, relevance), "per_query": per_query}
 
 
+def choose_proximity_weight(model: ContrastiveModel, val_scenes: list[EmbeddedScenes],
+                            queries: list[tuple[str, tuple[float, float]]]) -> float:
+    """The location weight with the best crisis nDCG@10 on the validation split."""
+    scores = {w: crisis_retrieval(model, val_scenes, queries, w)["ndcg@10"]
+              for w in PROXIMITY_WEIGHTS}
+    return max(scores, key=lambda w: (scores[w], -w))
+
+
 @torch.no_grad()
 def evaluate_model(model: ContrastiveModel, scenes: dict[str, EmbeddedScenes],
                    queries: tuple[list[str], torch.Tensor],
-                   fusion_weight: float = 1.0) -> dict[str, Any]:
+                   crisis: list[tuple[str, tuple[float, float]]] | None = None,
+                   proximity_weight: float = 0.0) -> dict[str, Any]:
     """Every evaluation the model's towers allow, on its embedded test scenes.
 
     Args:
@@ -140,7 +176,9 @@ def evaluate_model(model: ContrastiveModel, scenes: dict[str, EmbeddedScenes],
         scenes: Sensor -> embedded test scenes.
         queries: Land-cover query texts and their (Q, 12) labels (the same for every
             model compared, see :func:`land_cover_queries`).
-        fusion_weight: Location fusion weight for location-dependent queries (GeoCLOSP).
+        crisis: Location-dependent queries (see :func:`crisis_queries`); none: skipped.
+        proximity_weight: Location weight of GeoCLOSP's crisis ranking (chosen on the
+            validation split by :func:`choose_proximity_weight`).
 
     Returns:
         Nested dict of metrics.
@@ -159,12 +197,11 @@ def evaluate_model(model: ContrastiveModel, scenes: dict[str, EmbeddedScenes],
     if "s1" in scenes and "s2" in scenes:
         result["cross_sensor"] = {"s1->s2": cross_sensor(scenes["s1"], scenes["s2"]),
                                   "s2->s1": cross_sensor(scenes["s2"], scenes["s1"])}
-    result["crisis"] = crisis_retrieval(model, list(scenes.values()), 0.0)
-    if "location" in model.towers:
-        result["crisis_fused"] = crisis_retrieval(model, list(scenes.values()), fusion_weight)
-        items = torch.cat([s.fused(fusion_weight) for s in scenes.values()])
-        labels = torch.cat([s.labels for s in scenes.values()])
-        result["retrieval"]["mixed_fused"] = text_to_image(query_features, query_labels, items,
-                                                           labels)
+    if crisis:
+        result["crisis"] = crisis_retrieval(model, list(scenes.values()), crisis)
+        if "location" in model.towers:
+            result["crisis_fused"] = crisis_retrieval(model, list(scenes.values()), crisis,
+                                                      proximity_weight)
+            result["crisis_fused"]["proximity_weight"] = proximity_weight
     result["queries"] = len(texts)
     return result

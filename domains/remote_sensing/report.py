@@ -56,7 +56,7 @@ def headline(results: dict[str, dict[str, Any]], main_is_geo: bool) -> dict[str,
         crisis_closp = _get(closp, "crisis", "ndcg@10")
         crisis_geo = _get(geo, "crisis_fused", "ndcg@10")
         lc_closp = _get(closp, "retrieval", "mixed", "ndcg@10")
-        lc_geo = _get(geo, "retrieval", "mixed_fused", "ndcg@10")
+        lc_geo = _get(geo, "retrieval", "mixed", "ndcg@10")
         crisis_gain, lc_change = _relative(crisis_geo, crisis_closp), _relative(lc_geo, lc_closp)
         claims["geo_wins_on_location"] = {
             "closp crisis ndcg@10": crisis_closp, "geoclosp crisis ndcg@10": crisis_geo,
@@ -120,12 +120,18 @@ def markdown_report(results: dict[str, dict[str, Any]], summary: dict[str, Any],
                              f"{_fmt(r['recall@10'])} | {_fmt(r['ndcg@10'])} |")
     lines += ["", "## Location-dependent retrieval (crisis events)", "",
               "Queries: " + ", ".join(f"“{t}”" for t in cards.crisis_tags())
-              + ". Relevant: scenes inside the event. GeoCLOSP ranks by image ⊕ location.", "",
+              + ", each asked about the place of its event. Relevant: scenes inside the "
+              "event. CLOSP ranks by text–image similarity; GeoCLOSP adds w × the similarity "
+              "of the place's and the scene's location embeddings (w chosen on the "
+              "validation split). Land-cover queries carry no place: GeoCLOSP ranks them "
+              "by image alone.", "",
               "| model | ranking | nDCG@10 | nDCG@100 | mAP |", "| --- | --- | --- | --- | --- |"]
     for variant, result in results.items():
         for key, label in (("crisis", "image"), ("crisis_fused", "image ⊕ location")):
             if key in result:
                 r = result[key]
+                if "proximity_weight" in r:
+                    label += f" (w = {r['proximity_weight']:g})"
                 lines.append(f"| {variant} | {label} | {_fmt(r['ndcg@10'])} | "
                              f"{_fmt(r['ndcg@100'])} | {_fmt(r['map'])} |")
     lines += ["", "## Figures", "", "![training curves](curves.png)", "",
