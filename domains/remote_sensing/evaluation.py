@@ -134,20 +134,10 @@ def crisis_retrieval(model: ContrastiveModel, scenes: list[EmbeddedScenes],
     Returns:
         nDCG@10, nDCG@100 and mAP averaged over the queries, and per query.
     """
-    tags = cards.crisis_tags()
-    offset = len(cards.land_cover_classes())
-    items = torch.cat([s.features for s in scenes])  # (N, D)
-    labels = torch.cat([s.labels for s in scenes])  # (N, 12)
-    texts = [tag for tag, _ in queries]
-    similarity = model.encode("text", texts).cpu() @ items.T  # (Q, N)
-    if proximity_weight and "location" in model.towers:
-        places = torch.tensor([point for _, point in queries], dtype=torch.float32)  # (Q, 2)
-        scene_places = torch.cat([s.location for s in scenes])  # (N, D)
-        similarity = similarity + proximity_weight * (
-            model.encode("location", places).cpu() @ scene_places.T)  # (Q, N)
-    relevance = labels[:, [offset + tags.index(t) for t in texts]].T  # (Q, N)
+    text_sim, place_sim, relevance = _crisis_similarities(model, scenes, queries)
+    similarity = text_sim if place_sim is None else text_sim + proximity_weight * place_sim
     per_query = {}
-    for i, tag in enumerate(texts):
+    for i, (tag, _) in enumerate(queries):
         sim, rel = similarity[i : i + 1], relevance[i : i + 1]
         per_query[tag] = {"ndcg@10": metrics.ndcg_at_k(sim, rel, 10),
                           "map": metrics.retrieval_map(sim, rel), "relevant": int(rel.sum())}
@@ -156,10 +146,33 @@ def crisis_retrieval(model: ContrastiveModel, scenes: list[EmbeddedScenes],
             "map": metrics.retrieval_map(similarity, relevance), "per_query": per_query}
 
 
+def _crisis_similarities(
+    model: ContrastiveModel, scenes: list[EmbeddedScenes],
+    queries: list[tuple[str, tuple[float, float]]],
+) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+    """Text-image (Q, N) and place-scene location (Q, N) similarities, and relevance (Q, N)."""
+    tags = cards.crisis_tags()
+    offset = len(cards.land_cover_classes())
+    items = torch.cat([s.features for s in scenes])  # (N, D)
+    labels = torch.cat([s.labels for s in scenes])  # (N, 12)
+    texts = [tag for tag, _ in queries]
+    text_sim = model.encode("text", texts).cpu() @ items.T  # (Q, N)
+    place_sim = None
+    if "location" in model.towers:
+        places = torch.tensor([point for _, point in queries], dtype=torch.float32)  # (Q, 2)
+        scene_places = torch.cat([s.location for s in scenes])  # (N, D)
+        place_sim = model.encode("location", places).cpu() @ scene_places.T  # (Q, N)
+    relevance = labels[:, [offset + tags.index(t) for t in texts]].T  # (Q, N)
+    return text_sim, place_sim, relevance
+
+
 def choose_proximity_weight(model: ContrastiveModel, val_scenes: list[EmbeddedScenes],
                             queries: list[tuple[str, tuple[float, float]]]) -> float:
     """The location weight with the best crisis nDCG@10 on the validation split."""
-    scores = {w: crisis_retrieval(model, val_scenes, queries, w)["ndcg@10"]
+    text_sim, place_sim, relevance = _crisis_similarities(model, val_scenes, queries)
+    if place_sim is None:
+        return 0.0
+    scores = {w: metrics.ndcg_at_k(text_sim + w * place_sim, relevance, 10)
               for w in PROXIMITY_WEIGHTS}
     return max(scores, key=lambda w: (scores[w], -w))
 
