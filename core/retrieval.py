@@ -123,6 +123,8 @@ class EmbeddingIndex:
         self._pending: list[np.ndarray] = []
         self._pending_rows: list[pd.DataFrame] = []
         self._metadata = pd.DataFrame()
+        #: Free-form JSON information saved in the manifest (what built the vectors, ...).
+        self.info: dict[str, Any] = {}
 
     def __len__(self) -> int:
         built = self.index.ntotal if self.index is not None else 0
@@ -313,6 +315,8 @@ class EmbeddingIndex:
     def save(self, folder: str | Path) -> Path:
         """Write the index folder atomically, replacing any index already there.
 
+        :attr:`info` is stored in the manifest and comes back with :meth:`load`.
+
         Args:
             folder: Destination folder (created; an existing one is replaced as a whole).
 
@@ -329,7 +333,7 @@ class EmbeddingIndex:
             self._metadata.to_parquet(tmp / METADATA_FILE, index=False)
             manifest = {
                 "format_version": FORMAT_VERSION, "count": len(self), "config": self.config,
-                "built": self.built, "faiss_version": faiss.__version__,
+                "built": self.built, "faiss_version": faiss.__version__, "info": self.info,
                 "files": {name: {"sha256": _sha256(tmp / name),
                                  "bytes": (tmp / name).stat().st_size}
                           for name in (INDEX_FILE, METADATA_FILE)}}
@@ -405,4 +409,5 @@ class EmbeddingIndex:
             raise IndexLoadError(f"{folder}: count mismatch: {METADATA_FILE} has "
                                  f"{len(metadata)} rows, the manifest says {count}")
         index._metadata = metadata
+        index.info = dict(manifest.get("info") or {})
         return index

@@ -35,3 +35,45 @@ def cache_dir(tmp_path: Path) -> Path:
     folder = tmp_path / "cache"
     folder.mkdir()
     return folder
+
+
+def _train_tiny_run(archive: Path, out: Path, model: str, epochs: int) -> Path:
+    """Train one CLOSP-family model (no companions, no evaluation) into a run folder."""
+    import json
+
+    from domains.remote_sensing import train
+    from domains.remote_sensing.run_config import build_parser, resolve_run_config
+    from domains.remote_sensing.variants import build_variants
+
+    args = build_parser().parse_args(["--data", str(archive), "--layout", "synthetic",
+                                      "--out", str(out), "--model", model, "--batch-size", "32",
+                                      "--max-epochs", str(epochs), "--no-companions"])
+    config = resolve_run_config(args)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "run.yaml").write_text(json.dumps(config))
+    train.quiet_lightning()
+    variant = build_variants(config["model"], [], overrides={"loss": config["loss"]})[0]
+    train.train_variant(variant, config, archive, out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def rs_archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A generated Sentinel-1/2 archive (768 scenes per sensor, 64 px), shared by the session."""
+    from domains.remote_sensing.synthetic import generate_archive
+
+    return generate_archive(tmp_path_factory.mktemp("rs-inference") / "archive", n_s2=768,
+                            n_s1=768, n_paired=96, seed=1, size=64, workers=2, progress=False)
+
+
+@pytest.fixture(scope="session")
+def rs_run(rs_archive: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """CLOSP-tiny trained for 8 epochs on :func:`rs_archive` (about a minute on 2 cores)."""
+    return _train_tiny_run(rs_archive, tmp_path_factory.mktemp("rs-run") / "closp", "closp", 8)
+
+
+@pytest.fixture(scope="session")
+def rs_geo_run(rs_archive: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """GeoCLOSP-tiny trained for 3 epochs on :func:`rs_archive`."""
+    return _train_tiny_run(rs_archive, tmp_path_factory.mktemp("rs-run") / "geoclosp",
+                           "geoclosp", 3)

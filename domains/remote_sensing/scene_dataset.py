@@ -126,6 +126,17 @@ class SceneDataset(NonGeoDataset):
                 vector[self.vocabulary.index(label)] = 1.0
         return vector
 
+    def read_sample(self, index: int) -> dict[str, Any]:
+        """Sample ``index`` exactly, never a substitute (for indexing every scene once).
+
+        Raises:
+            SceneError: (or a rasterio error, see :data:`READ_ERRORS`) If the scene cannot
+                be read; it is not counted in ``bad_samples`` here — the caller decides.
+        """
+        if self._images is not None:
+            return self._sample(index, self._images[index])
+        return self._sample(index, self._read(index))
+
     def __getitem__(self, index: int) -> dict[str, Any]:
         """One sample: image (C, H, W) float32 (NaN where nodata), label, caption, coords..."""
         if self._images is not None:
@@ -135,7 +146,7 @@ class SceneDataset(NonGeoDataset):
             if current in self._broken:
                 continue
             try:
-                return self._sample(current, self._read(current))
+                return self.read_sample(current)
             except READ_ERRORS as error:
                 self._bad(self._path(current), str(error))
                 self._broken.add(current)
