@@ -122,17 +122,20 @@ def plot_confusion_matrix(
 
 @dataclass
 class GalleryItem:
-    """One retrieved item: an RGB picture (H, W, 3) in [0, 1], a caption, relevance."""
+    """One retrieved item: an RGB picture (H, W, 3) in [0, 1], a caption, relevance.
+
+    ``relevant=None`` (relevance unknown, e.g. a user's search) draws a grey frame.
+    """
 
     picture: np.ndarray
     caption: str
-    relevant: bool
+    relevant: bool | None = None
 
 
 def plot_gallery(rows: Sequence[tuple[str, Sequence[GalleryItem]]], path: str | Path) -> Path:
     """Plot a retrieval gallery: one row per query, its top hits left to right.
 
-    Relevant hits get a green frame, others a red one.
+    Relevant hits get a green frame, irrelevant ones a red one, unknown ones grey.
 
     Args:
         rows: (query text, ranked hits) pairs.
@@ -141,7 +144,7 @@ def plot_gallery(rows: Sequence[tuple[str, Sequence[GalleryItem]]], path: str | 
     Returns:
         The PNG path.
     """
-    columns = max((len(items) for _, items in rows), default=1)
+    columns = max(1, max((len(items) for _, items in rows), default=1))
     figure, axes = plt.subplots(len(rows), columns, figsize=(2.3 * columns, 2.6 * len(rows)),
                                 squeeze=False)
     for r, (query, items) in enumerate(rows):
@@ -154,7 +157,7 @@ def plot_gallery(rows: Sequence[tuple[str, Sequence[GalleryItem]]], path: str | 
                 continue
             item = items[c]
             axis.imshow(np.clip(item.picture, 0, 1))
-            colour = "tab:green" if item.relevant else "tab:red"
+            colour = {True: "tab:green", False: "tab:red"}.get(item.relevant, "tab:gray")
             for spine in axis.spines.values():
                 spine.set_edgecolor(colour)
                 spine.set_linewidth(4)

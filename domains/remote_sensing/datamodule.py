@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader, Dataset
 from domains.remote_sensing import cards
 from domains.remote_sensing.bigearthnet import BigEarthNetV2
 from domains.remote_sensing.crisislandmark import CrisisLandMark
-from domains.remote_sensing.scene_folder import SceneFolder
+from domains.remote_sensing.scene_folder import METADATA_NAMES, SceneFolder
 from domains.remote_sensing.sen12ms import SEN12MS
 from domains.remote_sensing.transforms import (
     AreaWeightedCaptions,
@@ -35,6 +35,28 @@ LAYOUTS = ("synthetic", "folder", "crisislandmark", "bigearthnet", "sen12ms")
 #: Loaders of the real archives' own layouts (see docs/remote_sensing_data.md).
 ARCHIVE_LOADERS: dict[str, type] = {"crisislandmark": CrisisLandMark,
                                     "bigearthnet": BigEarthNetV2, "sen12ms": SEN12MS}
+
+
+def detect_layout(root: str | Path) -> str:
+    """The layout of an archive folder, from the files its loader needs.
+
+    Raises:
+        FileNotFoundError: Naming the folder when it matches no known layout.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: archive folder not found")
+    if (root / cards.card("crisislandmark")["h5_file"]).is_file():
+        return "crisislandmark"
+    if any((root / f).is_dir() for f in cards.card("bigearthnet")["folders"].values()):
+        return "bigearthnet"
+    if any(root.glob("*_list.txt")):
+        return "sen12ms"
+    if any((root / name).is_file() for name in METADATA_NAMES):
+        return "folder"
+    raise FileNotFoundError(f"{root}: not a known archive layout (no metadata table, "
+                            f"crisislandmark.h5, BigEarthNet-S1/S2 or SEN12MS split lists); "
+                            f"pass the layout explicitly, one of {', '.join(LAYOUTS)}")
 
 
 def sensor_bands(extra: dict[str, Any]) -> dict[str, list[str]]:

@@ -15,6 +15,7 @@ from affine import Affine
 from rasterio.crs import CRS
 from rasterio.enums import Resampling
 from rasterio.warp import transform as transform_points
+from rasterio.warp import transform_bounds
 
 from domains.remote_sensing import cards
 
@@ -176,3 +177,21 @@ def to_lon_lat(crs: Any, x: float, y: float) -> tuple[float, float]:
     """Project a point from ``crs`` (anything rasterio accepts, e.g. "EPSG:32633") to (lon, lat)."""
     lons, lats = transform_points(CRS.from_user_input(crs), "EPSG:4326", [float(x)], [float(y)])
     return float(lons[0]), float(lats[0])
+
+
+def geotiff_footprint(path: str | Path) -> tuple[float, float, float, float] | None:
+    """(west, south, east, north) in degrees of a GeoTIFF's bounds, or ``None``.
+
+    ``None`` when the file is not a georeferenced raster (no CRS, not readable, a folder).
+    """
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        with rasterio.open(path) as src:
+            if src.crs is None:
+                return None
+            west, south, east, north = transform_bounds(src.crs, "EPSG:4326", *src.bounds)
+    except (rasterio.errors.RasterioError, OSError):
+        return None
+    return float(west), float(south), float(east), float(north)

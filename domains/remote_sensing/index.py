@@ -1,0 +1,407 @@
+"""`python -m domains.remote_sensing.index build ARCHIVE --run RUN --out INDEX`: index an archive.
+
+Embeds every scene of an archive (any loader layout, both sensors) with a trained run and
+writes a searchable index folder: the FAISS index, a GeoParquet of scene metadata (id,
+path, sensor, footprint, lon/lat, date, labels when known) and a manifest — all written
+atomically (see :class:`core.retrieval.EmbeddingIndex`). Search it with
+``python -m domains.remote_sensing.search`` or :class:`~domains.remote_sensing.SceneIndex`.
+
+Work is cut into shards of consecutive scenes written to ``INDEX.partial/`` as they finish
+(vectors ``.npy``, metadata ``.parquet``, and a ``.json`` marker with checksums written
+last). An interrupted build run again with the same command keeps every finished shard
+and embeds only the rest; the partial folder is removed once the index is written.
+GeoCLOSP runs store each scene's location embedding next to its image embedding so that
+searches can fuse a query place (``--near``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import json
+import math
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import torch
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from shapely.geometry import Point, box
+from torch.utils.data import DataLoader, Dataset
+
+from core.atomic import atomic_write_bytes
+from core.retrieval import EmbeddingIndex
+from domains.remote_sensing.datamodule import LAYOUTS, detect_layout, open_dataset
+from domains.remote_sensing.run_model import LoadedRun
+from domains.remote_sensing.scene_dataset import READ_ERRORS
+from domains.remote_sensing.scene_io import SceneError, geotiff_footprint
+
+console = Console()
+INDEX_TYPE = "mosaic-vlm scene index"
+PLAN_FILE, PLAN_VERSION = "plan.json", 1
+SHARD_SIZE = 2048
+
+
+@dataclass
+class BuildSummary:
+    """What a build did.
+
+    Attributes:
+        index: The index folder written.
+        scenes: Scenes indexed per sensor.
+        bad_samples: ``(path, problem)`` of every scene skipped.
+        shards_reused: Shards kept from an interrupted build.
+        shards_embedded: Shards embedded by this invocation.
+        seconds: Wall time.
+        kind: The FAISS index kind built (``exact``, ``ivf``, ``ivfpq``).
+    """
+
+    index: Path
+    scenes: dict[str, int] = field(default_factory=dict)
+    bad_samples: list[tuple[str, str]] = field(default_factory=list)
+    shards_reused: int = 0
+    shards_embedded: int = 0
+    seconds: float = 0.0
+    kind: str = ""
+
+
+def work_folder(out: str | Path) -> Path:
+    """Where the shards of an index being built live: ``<out>.partial`` next to it."""
+    out = Path(out)
+    return out.parent / f"{out.name}.partial"
+
+
+class _Rows(Dataset):
+    """Reads chosen rows of a scene dataset, returning the error instead of a substitute."""
+
+    def __init__(self, dataset: Any, rows: range, strict: bool) -> None:
+        self.dataset, self.rows, self.strict = dataset, rows, strict
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, position: int) -> tuple[int, dict[str, Any] | None, str]:
+        row = self.rows[position]
+        try:
+            return row, self.dataset.read_sample(row), ""
+        except READ_ERRORS as error:
+            if self.strict:
+                raise
+            return row, None, str(error)
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _footprint(metadata: pd.DataFrame, row: int, path: str, lon: float, lat: float) -> Any:
+    """A scene's footprint: the table's geometry, the GeoTIFF's bounds, or its centre point."""
+    if isinstance(metadata, gpd.GeoDataFrame) and metadata.geometry.name in metadata:
+        geometry = metadata.geometry.iloc[row]
+        if geometry is not None and not geometry.is_empty:
+            return geometry
+    bounds = geotiff_footprint(path)
+    if bounds is not None:
+        return box(*bounds)
+    return Point(lon, lat) if math.isfinite(lon) and math.isfinite(lat) else None
+
+
+def _record(dataset: Any, sensor: str, row: int, sample: dict[str, Any]) -> dict[str, Any]:
+    """The metadata row of one indexed scene."""
+    table_row = dataset.metadata.iloc[row]
+    lon, lat = (float(v) for v in sample["coords"])
+    date = sample.get("date") or table_row.get("date", "")
+    labels = [label for label in str(sample.get("label_names", "")).split("; ") if label]
+    return {"id": str(sample["id"]), "path": str(sample["path"]), "sensor": sensor,
+            "lon": lon, "lat": lat, "date": "" if pd.isna(date) else str(date)[:10],
+            "labels": labels, "caption": str(sample.get("caption", "")),
+            "split": str(table_row.get("split", "") or ""), "row": int(row),
+            "geometry": _footprint(dataset.metadata, row, str(sample["path"]), lon, lat)}
+
+
+def embed_shard(run: LoadedRun, dataset: Any, sensor: str, rows: range, batch_size: int,
+                num_workers: int = 0, strict: bool = False, progress: Any = None,
+                task: Any = None) -> tuple[np.ndarray, gpd.GeoDataFrame, list[tuple[str, str]]]:
+    """Embed consecutive rows of one sensor's dataset.
+
+    Args:
+        run: The loaded run.
+        dataset: A scene dataset (raw values, no transforms).
+        sensor: ``"s2"`` or ``"s1"``.
+        rows: Dataset rows to embed.
+        batch_size: Scenes read and embedded together.
+        num_workers: DataLoader worker processes reading scenes.
+        strict: Raise on the first bad scene instead of skipping it.
+        progress: A rich ``Progress`` to advance (per scene), if any.
+        task: Its task id.
+
+    Returns:
+        (N, D) float32 vectors (image embedding, then the location embedding for GeoCLOSP),
+        their metadata (a GeoDataFrame in EPSG:4326) and the bad scenes skipped.
+    """
+    loader = DataLoader(_Rows(dataset, rows, strict), batch_size=batch_size,
+                        num_workers=num_workers, collate_fn=list)
+    vectors, records, bad = [], [], []
+    for items in loader:
+        good = [(row, sample) for row, sample, _ in items if sample is not None]
+        bad.extend((dataset._path(row), problem)
+                   for row, sample, problem in items if sample is None)
+        if good:
+            images = [run.normalise(sensor, sample["image"]) for _, sample in good]
+            features = run.embed_images(sensor, images, batch_size)  # (B, D)
+            if run.has_location:
+                coords = torch.stack([sample["coords"] for _, sample in good])  # (B, 2)
+                known = torch.isfinite(coords).all(1)  # (B,)
+                location = torch.zeros_like(features)  # no place: no location term
+                if known.any():
+                    location[known] = run.embed_location(coords[known])
+                features = torch.cat([features, location], dim=1)  # (B, 2D)
+            vectors.append(features.numpy())
+            records.extend(_record(dataset, sensor, row, sample) for row, sample in good)
+        if progress is not None:
+            progress.advance(task, len(items))
+    width = run.model.embed_dim * (2 if run.has_location else 1)
+    array = np.concatenate(vectors) if vectors else np.zeros((0, width), np.float32)
+    frame = gpd.GeoDataFrame(pd.DataFrame(records, columns=list(_record_columns())),
+                             geometry="geometry", crs="EPSG:4326")
+    return array.astype(np.float32), frame, bad
+
+
+def _record_columns() -> tuple[str, ...]:
+    return ("id", "path", "sensor", "lon", "lat", "date", "labels", "caption", "split", "row",
+            "geometry")
+
+
+def _write_shard(folder: Path, name: str, vectors: np.ndarray, frame: gpd.GeoDataFrame,
+                 bad: list[tuple[str, str]], rows: range) -> None:
+    """Write one shard: vectors, metadata, then the marker that certifies both."""
+    buffer = io.BytesIO()
+    np.save(buffer, vectors, allow_pickle=False)
+    npy = buffer.getvalue()
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False)
+    parquet = buffer.getvalue()
+    atomic_write_bytes(folder / f"{name}.npy", npy)
+    atomic_write_bytes(folder / f"{name}.parquet", parquet)
+    marker = {"rows": [rows.start, rows.stop], "count": len(vectors), "bad": bad,
+              "sha256": {"npy": _sha256(npy), "parquet": _sha256(parquet)}}
+    atomic_write_bytes(folder / f"{name}.json", json.dumps(marker).encode())
+
+
+def _read_shard(folder: Path, name: str) -> tuple[np.ndarray, gpd.GeoDataFrame, list] | None:
+    """A finished shard, or ``None`` when it is missing, partial or damaged."""
+    try:
+        marker = json.loads((folder / f"{name}.json").read_text())
+        npy = (folder / f"{name}.npy").read_bytes()
+        parquet = (folder / f"{name}.parquet").read_bytes()
+        if (_sha256(npy), _sha256(parquet)) != (marker["sha256"]["npy"],
+                                                marker["sha256"]["parquet"]):
+            return None
+        vectors = np.load(io.BytesIO(npy), allow_pickle=False)
+        frame = gpd.read_parquet(io.BytesIO(parquet))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if len(vectors) != marker["count"] or len(frame) != len(vectors):
+        return None
+    return vectors, frame, [tuple(b) for b in marker["bad"]]
+
+
+def _open_plan(work: Path, plan: dict[str, Any], restart: bool) -> int:
+    """Create or reuse the work folder; returns how many shard markers it already holds."""
+    plan_path = work / PLAN_FILE
+    if plan_path.is_file() and not restart:
+        try:
+            previous = json.loads(plan_path.read_text())
+        except json.JSONDecodeError:
+            previous = None
+        if previous != plan:
+            changed = sorted(k for k in plan if previous is None or previous.get(k) != plan[k])
+            raise ValueError(f"{work}: an interrupted build with other settings is here "
+                             f"(differs in {', '.join(changed)}); run the same command as "
+                             f"before to resume it, or pass --restart to discard it")
+        return len(list(work.glob("*.json"))) - 1
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    atomic_write_bytes(plan_path, json.dumps(plan, indent=2).encode())
+    return 0
+
+
+def build_index(
+    archive: str | Path, run: str | Path, out: str | Path, layout: str = "auto",
+    sensors: Sequence[str] | None = None, split: str | None = None, variant: str = "main",
+    kind: str = "auto", exact_threshold: int = 100_000, nlist: int | None = None,
+    nprobe: int | None = None, shard_size: int = SHARD_SIZE, batch_size: int = 64,
+    num_workers: int = 0, strict: bool = False, restart: bool = False,
+    device: str = "cpu", progress: bool = True,
+) -> BuildSummary:
+    """Embed every scene of an archive and write a searchable index folder.
+
+    Args:
+        archive: Archive folder.
+        run: Run folder written by ``domains.remote_sensing.train``.
+        out: Index folder to write (replaced atomically if it exists).
+        layout: Archive layout (``auto``: detected from its files; see
+            :data:`~domains.remote_sensing.datamodule.LAYOUTS`).
+        sensors: Sensors to index (default: every sensor the model embeds).
+        split: Only this split (default: the whole archive).
+        variant: Which model of the run (``main`` or a companion).
+        kind: FAISS index kind: ``auto`` (exact below ``exact_threshold`` scenes, IVF from
+            it), ``exact``, ``ivf`` or ``ivfpq``.
+        exact_threshold: Scene count from which ``auto`` builds an IVF index.
+        nlist: IVF cells (default: chosen by size).
+        nprobe: IVF cells visited per query (default: chosen by size).
+        shard_size: Scenes per resumable shard.
+        batch_size: Scenes embedded per forward pass.
+        num_workers: DataLoader worker processes reading scenes.
+        strict: Raise on the first bad scene instead of skipping and counting it.
+        restart: Discard an interrupted build's shards instead of resuming.
+        device: Where the model runs.
+        progress: Show a progress bar and a summary.
+
+    Returns:
+        What the build did.
+    """
+    started = time.perf_counter()
+    archive, out = Path(archive).resolve(), Path(out)
+    layout = detect_layout(archive) if layout == "auto" else layout
+    loaded = LoadedRun.load(run, variant=variant, device=device)
+    sensors = list(sensors or loaded.sensors)
+    for sensor in sensors:
+        loaded.check_sensor(sensor)
+    datasets = {s: open_dataset(archive, layout, s, split, loaded.bands[s], None, False, False)
+                for s in sensors}
+    plan = {"version": PLAN_VERSION, "archive": str(archive), "layout": layout,
+            "split": split, "sensors": sensors, "run_fingerprint": loaded.fingerprint,
+            "shard_size": shard_size, "rows": {s: len(d) for s, d in datasets.items()}}
+    work = work_folder(out)
+    found = _open_plan(work, plan, restart)
+    shards = [(s, i, range(start, min(start + shard_size, len(datasets[s]))))
+              for s in sensors for i, start in enumerate(range(0, len(datasets[s]), shard_size))]
+    summary = BuildSummary(out)
+    parts: list[tuple[np.ndarray, gpd.GeoDataFrame]] = []
+    columns = [TextColumn("[bold]indexing[/] {task.description}"), BarColumn(),
+               MofNCompleteColumn(), TimeRemainingColumn()]
+    with Progress(*columns, console=console, disable=not progress) as bar:
+        task = bar.add_task("scenes", total=sum(len(rows) for *_, rows in shards))
+        try:
+            for sensor, number, rows in shards:
+                name = f"{sensor}-{number:05d}"
+                shard = _read_shard(work, name) if found else None
+                if shard is None:
+                    bar.update(task, description=f"{sensor} shard {number + 1}")
+                    shard = embed_shard(loaded, datasets[sensor], sensor, rows, batch_size,
+                                        num_workers, strict, bar, task)
+                    _write_shard(work, name, *shard, rows)
+                    summary.shards_embedded += 1
+                else:
+                    bar.advance(task, len(rows))
+                    summary.shards_reused += 1
+                parts.append(shard[:2])
+                summary.bad_samples.extend(shard[2])
+        except KeyboardInterrupt:
+            console.print(f"[yellow]interrupted[/]: {summary.shards_embedded} new shard(s) "
+                          f"kept in {work}; run the same command again to resume")
+            raise
+    vectors = np.concatenate([p[0] for p in parts])  # (N, D or 2D)
+    metadata = gpd.GeoDataFrame(pd.concat([p[1] for p in parts], ignore_index=True),
+                                geometry="geometry", crs="EPSG:4326")
+    if len(vectors) == 0:
+        raise SceneError(f"{archive}: no readable scene to index ({len(summary.bad_samples)} "
+                         f"bad; first: {summary.bad_samples[:1]})")
+    index = EmbeddingIndex(vectors.shape[1], kind=kind, exact_threshold=exact_threshold,
+                           nlist=nlist, nprobe=nprobe, normalize=not loaded.has_location)
+    index.add(vectors, metadata)
+    index.build()
+    summary.scenes = {s: int((metadata["sensor"] == s).sum()) for s in sensors}
+    index.info = {
+        "type": INDEX_TYPE, "run": str(Path(run).resolve()), "variant": variant,
+        "run_fingerprint": loaded.fingerprint, "model": loaded.model.config.name,
+        "archive": str(archive), "layout": layout, "split": split, "sensors": sensors,
+        "bands": loaded.bands, "embed_dim": loaded.model.embed_dim,
+        "location": loaded.has_location, "proximity_weight": loaded.proximity_weight,
+        "scenes": summary.scenes, "bad_samples": len(summary.bad_samples),
+        "built_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    index.save(out)
+    shutil.rmtree(work, ignore_errors=True)
+    summary.kind, summary.seconds = index.built["kind"], time.perf_counter() - started
+    if progress:
+        _print_summary(summary, index)
+    return summary
+
+
+def _print_summary(summary: BuildSummary, index: EmbeddingIndex) -> None:
+    counts = ", ".join(f"{s}: {n}" for s, n in summary.scenes.items())
+    size = sum(p.stat().st_size for p in summary.index.iterdir()) / 2**20
+    cells = f", {index.built['nlist']} cells, nprobe {index.built['nprobe']}" \
+        if "nlist" in index.built else ""
+    console.print(f"[green]✓[/] indexed {sum(summary.scenes.values())} scenes ({counts}) into "
+                  f"{summary.index} — {summary.kind}{cells}, {size:.1f} MiB, "
+                  f"{summary.seconds:.1f} s")
+    if summary.shards_reused:
+        console.print(f"  resumed: {summary.shards_reused} finished shard(s) kept, "
+                      f"{summary.shards_embedded} embedded now")
+    if summary.bad_samples:
+        console.print(f"  [yellow]{len(summary.bad_samples)} bad scene(s) skipped[/], e.g. "
+                      f"{summary.bad_samples[0][1]}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line interface."""
+    parser = argparse.ArgumentParser(prog="python -m domains.remote_sensing.index",
+                                     description="Build or inspect a scene index.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    build = commands.add_parser("build", help="embed an archive into an index folder")
+    build.add_argument("archive", type=Path, help="archive folder")
+    build.add_argument("--run", type=Path, required=True, help="run folder written by train")
+    build.add_argument("--out", type=Path, required=True, help="index folder to write")
+    build.add_argument("--layout", default="auto", choices=("auto", *LAYOUTS),
+                       help="archive layout (default: detected)")
+    build.add_argument("--sensors", help="comma-separated sensors (default: the model's)")
+    build.add_argument("--split", help="only this split (default: every scene)")
+    build.add_argument("--variant", default="main", help="main or a companion of the run")
+    build.add_argument("--kind", default="auto", choices=("auto", "exact", "ivf", "ivfpq"),
+                       help="FAISS index kind (default: exact below --exact-threshold)")
+    build.add_argument("--exact-threshold", type=int, default=100_000)
+    build.add_argument("--nlist", type=int, help="IVF cells (default: by size)")
+    build.add_argument("--nprobe", type=int, help="IVF cells visited per query")
+    build.add_argument("--shard-size", type=int, default=SHARD_SIZE)
+    build.add_argument("--batch-size", type=int, default=64)
+    build.add_argument("--workers", type=int, default=0, help="scene-reading processes")
+    build.add_argument("--device", default="cpu")
+    build.add_argument("--strict", action="store_true", help="stop at the first bad scene")
+    build.add_argument("--restart", action="store_true",
+                       help="discard an interrupted build instead of resuming it")
+    info = commands.add_parser("info", help="describe an index folder")
+    info.add_argument("index", type=Path)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> Any:
+    """Run the command line; returns the build summary or the index description."""
+    args = build_parser().parse_args(argv)
+    if args.command == "info":
+        from domains.remote_sensing.scene_index import SceneIndex
+
+        description = SceneIndex.load(args.index).describe()
+        console.print_json(data=description)
+        return description
+    sensors = args.sensors.split(",") if args.sensors else None
+    return build_index(args.archive, args.run, args.out, layout=args.layout, sensors=sensors,
+                       split=args.split, variant=args.variant, kind=args.kind,
+                       exact_threshold=args.exact_threshold, nlist=args.nlist,
+                       nprobe=args.nprobe, shard_size=args.shard_size,
+                       batch_size=args.batch_size, num_workers=args.workers,
+                       strict=args.strict, restart=args.restart, device=args.device)
+
+
+if __name__ == "__main__":
+    main()
