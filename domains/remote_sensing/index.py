@@ -38,7 +38,7 @@ from shapely.geometry import Point, box
 from torch.utils.data import DataLoader, Dataset
 
 from core.atomic import atomic_write_bytes
-from core.retrieval import EmbeddingIndex
+from core.retrieval import EmbeddingIndex, IndexLoadError
 from domains.remote_sensing.datamodule import LAYOUTS, detect_layout, open_dataset
 from domains.remote_sensing.run_model import LoadedRun
 from domains.remote_sensing.scene_dataset import READ_ERRORS
@@ -403,5 +403,14 @@ def main(argv: list[str] | None = None) -> Any:
                        strict=args.strict, restart=args.restart, device=args.device)
 
 
+def cli() -> None:
+    """``python -m`` entry point: bad input ends with a one-line error, not a traceback."""
+    try:
+        main()
+    except (IndexLoadError, SceneError, FileNotFoundError, ValueError) as error:
+        console.print(f"[red]error:[/] {error}")
+        raise SystemExit(2) from None
+
+
 if __name__ == "__main__":
-    main()
+    cli()

@@ -18,7 +18,9 @@ from rich.console import Console
 from rich.table import Table
 
 from core.atomic import atomic_write_bytes
+from core.retrieval import IndexLoadError
 from domains.remote_sensing.scene_index import SENSOR_CHOICES, SceneIndex
+from domains.remote_sensing.scene_io import SceneError
 
 console = Console()
 
@@ -27,15 +29,15 @@ def results_table(query: str, results: gpd.GeoDataFrame) -> Table:
     """A rich table of search results."""
     table = Table(title=f"“{query}”", title_justify="left")
     near = "distance_km" in results.columns
-    for column in ("rank", "id", "sensor", "lon", "lat", "date", "score",
+    for column in ("rank", "id", "sensor", "lon, lat", "date", "score",
                    *(["km"] if near else []), "labels"):
         table.add_column(column, no_wrap=column != "labels",
-                         justify="right" if column in ("rank", "lon", "lat", "score", "km")
-                         else "left")
+                         overflow="fold",
+                         justify="right" if column in ("rank", "score", "km") else "left")
     for _, hit in results.iterrows():
-        table.add_row(str(hit["rank"]), str(hit["id"]), str(hit["sensor"]), f"{hit['lon']:.3f}",
-                      f"{hit['lat']:.3f}", str(hit["date"]), f"{hit['score']:.3f}",
-                      *([f"{hit['distance_km']:.0f}"] if near else []),
+        table.add_row(str(hit["rank"]), str(hit["id"]), str(hit["sensor"]),
+                      f"{hit['lon']:.3f}, {hit['lat']:.3f}", str(hit["date"]),
+                      f"{hit['score']:.3f}", *([f"{hit['distance_km']:.0f}"] if near else []),
                       ", ".join(hit["labels"]))
     return table
 
@@ -91,5 +93,14 @@ def main(argv: list[str] | None = None) -> gpd.GeoDataFrame:
     return results
 
 
+def cli() -> None:
+    """``python -m`` entry point: bad input ends with a one-line error, not a traceback."""
+    try:
+        main()
+    except (IndexLoadError, SceneError, FileNotFoundError, ValueError) as error:
+        console.print(f"[red]error:[/] {error}")
+        raise SystemExit(2) from None
+
+
 if __name__ == "__main__":
-    main()
+    cli()
