@@ -38,6 +38,7 @@ from shapely.geometry import Point, box
 from torch.utils.data import DataLoader, Dataset
 
 from core.atomic import atomic_write_bytes
+from core.resources import load_yaml
 from core.retrieval import EmbeddingIndex, IndexLoadError
 from domains.remote_sensing.datamodule import LAYOUTS, detect_layout, open_dataset
 from domains.remote_sensing.run_model import LoadedRun
@@ -354,13 +355,26 @@ def _print_summary(summary: BuildSummary, index: EmbeddingIndex) -> None:
                       f"{summary.bad_samples[0][1]}")
 
 
+def training_archive(run: Path) -> tuple[Path, str]:
+    """The archive and layout a run was trained on (its ``run.yaml``; default archive if none)."""
+    if not (run / "run.yaml").is_file():
+        raise FileNotFoundError(f"{run / 'run.yaml'}: not found; name the ARCHIVE to index")
+    data = load_yaml(run / "run.yaml").get("data", {})
+    if data.get("root"):
+        return Path(data["root"]), data.get("layout") or "auto"
+    from domains.remote_sensing.synthetic import default_archive
+
+    return default_archive(), "folder"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface."""
     parser = argparse.ArgumentParser(prog="python -m domains.remote_sensing.index",
                                      description="Build or inspect a scene index.")
     commands = parser.add_subparsers(dest="command", required=True)
     build = commands.add_parser("build", help="embed an archive into an index folder")
-    build.add_argument("archive", type=Path, help="archive folder")
+    build.add_argument("archive", type=Path, nargs="?",
+                       help="archive folder (default: the archive the run was trained on)")
     build.add_argument("--run", type=Path, required=True, help="run folder written by train")
     build.add_argument("--out", type=Path, required=True, help="index folder to write")
     build.add_argument("--layout", default="auto", choices=("auto", *LAYOUTS),
@@ -395,7 +409,10 @@ def main(argv: list[str] | None = None) -> Any:
         console.print_json(data=description)
         return description
     sensors = args.sensors.split(",") if args.sensors else None
-    return build_index(args.archive, args.run, args.out, layout=args.layout, sensors=sensors,
+    archive, layout = args.archive, args.layout
+    if archive is None:
+        archive, layout = training_archive(args.run)
+    return build_index(archive, args.run, args.out, layout=layout, sensors=sensors,
                        split=args.split, variant=args.variant, kind=args.kind,
                        exact_threshold=args.exact_threshold, nlist=args.nlist,
                        nprobe=args.nprobe, shard_size=args.shard_size,
