@@ -1,0 +1,308 @@
+"""Zero-shot land-cover classification of Sentinel-1/2 scenes with a trained CLOSP run.
+
+>>> clf = LandCoverClassifier.from_run("runs/closp-tiny")
+>>> probs = clf.predict(["scene_s2.tif", "scene_s1.tif"], classes=["water", "forest"])
+>>> probs.idxmax(axis=1)          # top class per scene; probs.zero_shot.sensors: s2 / s1
+
+Each class becomes the mean text embedding of its names x prompt templates (open_clip's
+(D, C) classifier); a scene's probabilities are the softmax over classes of
+``logit_scale x cosine``. Reading, normalising, tiling and batching are
+:class:`~domains.remote_sensing.run_model.LoadedRun`'s, so scenes are seen as in training.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import rasterio
+import torch
+
+from core.zero_shot import build_zero_shot_classifier
+from domains.remote_sensing import cards
+from domains.remote_sensing.run_model import LoadedRun
+from domains.remote_sensing.scene_io import SceneError, read_scene
+
+Scene = str | Path | np.ndarray | torch.Tensor
+SENSOR_NAMES = {"s2": "Sentinel-2", "s1": "Sentinel-1"}
+LINEAR_POWER_MAX = 2.0  # S1 scenes with every value in [0, 2) are linear power, not dB
+
+
+@pd.api.extensions.register_dataframe_accessor("zero_shot")
+class ZeroShotAccessor:
+    """``frame.zero_shot.sensors``: the sensor of each row of a :meth:`predict` result."""
+
+    def __init__(self, frame: pd.DataFrame) -> None:
+        if "sensors" not in frame.attrs:
+            raise AttributeError("not a LandCoverClassifier.predict result (no attrs['sensors'])")
+        self._frame = frame
+
+    @property
+    def sensors(self) -> pd.Series:
+        """The sensor (``"s2"`` / ``"s1"``) of each scene, indexed like the frame."""
+        return pd.Series(self._frame.attrs["sensors"], index=self._frame.index, name="sensor")
+
+    @property
+    def multi_label(self) -> bool:
+        """Whether the values are independent cosine scores rather than probabilities."""
+        return bool(self._frame.attrs.get("multi_label", False))
+
+
+def _fold(name: str) -> str:
+    return " ".join(str(name).lower().replace("_", " ").split())
+
+
+def vocabulary_class(name: str) -> str | None:
+    """The training-vocabulary class a user class stands for, or ``None``.
+
+    Tries :func:`cards.canonical_label` (vocabulary, Dynamic World, CORINE and BigEarthNet
+    spellings), then the card synonyms ("forest" -> "trees", "snow" -> "snow and ice").
+    """
+    label = cards.canonical_label(name)
+    if label is not None:
+        return label
+    for cls, names in cards.class_synonyms().items():
+        if _fold(name) in {_fold(n) for n in names}:
+            return cls
+    return None
+
+
+def default_synonyms(classes: Sequence[str],
+                     synonyms: Mapping[str, Sequence[str]] | None = None) -> dict[str, list[str]]:
+    """Extra names per class for the prompt ensemble (the class name itself is always used).
+
+    A class standing for a vocabulary class (see :func:`vocabulary_class`) gets that class's
+    name and card synonyms, since the model was trained on vocabulary captions. A class in
+    ``synonyms`` gets exactly the names given there instead (``[]``: its own name only).
+
+    Args:
+        classes: The class names.
+        synonyms: User synonyms overriding the defaults for the classes they name.
+
+    Returns:
+        Class -> extra names (without the class name, no duplicates).
+    """
+    card, synonyms = cards.class_synonyms(), synonyms or {}
+    resolved: dict[str, list[str]] = {}
+    for name in classes:
+        if name in synonyms:
+            extra = list(synonyms[name])
+        else:
+            vocab = vocabulary_class(name)
+            extra = [] if vocab is None else [vocab, *card.get(vocab, [])]
+        resolved[name] = [n for i, n in enumerate(extra) if n != name and n not in extra[:i]]
+    return resolved
+
+
+class LandCoverClassifier:
+    """Zero-shot classifier over any class vocabulary, on top of a loaded run.
+
+    Args:
+        run: The loaded run (model, band orders, training size).
+        templates: Default prompt templates (default: the captions card's).
+        synonyms: Default synonyms overriding the card's (see :func:`default_synonyms`).
+        batch_size: Scenes read per chunk and tiles per forward pass.
+    """
+
+    def __init__(self, run: LoadedRun, templates: Sequence[str] | None = None,
+                 synonyms: Mapping[str, Sequence[str]] | None = None, batch_size: int = 64) -> None:
+        self.run = run
+        self.templates = list(templates or cards.zero_shot_templates())
+        self.synonyms = {k: list(v) for k, v in (synonyms or {}).items()}
+        self.batch_size = batch_size
+        self._classifiers: dict[tuple[Any, ...], torch.Tensor] = {}
+
+    @classmethod
+    def from_run(cls, run: str | Path, variant: str = "main", device: str | torch.device = "cpu",
+                 templates: Sequence[str] | None = None,
+                 synonyms: Mapping[str, Sequence[str]] | None = None,
+                 batch_size: int = 64) -> LandCoverClassifier:
+        """Load a run folder written by ``domains.remote_sensing.train``.
+
+        Args:
+            run: The run folder.
+            variant: ``main`` or a companion (``rgb``, ``s1_alone``, ``geo``).
+            device: Where the model runs.
+            templates: Default prompt templates.
+            synonyms: Default synonyms (per class, overriding the card's).
+            batch_size: Scenes per chunk and tiles per forward pass.
+        """
+        return cls(LoadedRun.load(run, variant, device), templates, synonyms, batch_size)
+
+    @property
+    def sensors(self) -> list[str]:
+        """The sensors the model embeds."""
+        return self.run.sensors
+
+    def class_embeddings(self, classes: Sequence[str], templates: Sequence[str] | None = None,
+                         synonyms: Mapping[str, Sequence[str]] | None = None) -> torch.Tensor:
+        """(D, C) normalised class embeddings, cached per (classes, templates, synonyms)."""
+        templates = list(templates or self.templates)
+        extra = default_synonyms(classes, {**self.synonyms, **(synonyms or {})})
+        key = (tuple(classes), tuple(templates), tuple(tuple(extra[c]) for c in classes))
+        if key not in self._classifiers:
+            self._classifiers[key] = build_zero_shot_classifier(
+                self.run.model, list(classes), templates, extra).float().cpu()  # (D, C)
+        return self._classifiers[key]
+
+    def detect_sensor(self, name: str, count: int, descriptions: Sequence[str | None] = ()) -> str:
+        """The sensor of a scene from its band descriptions, else its band count.
+
+        Raises:
+            SceneError: Naming the scene, its band count and the counts expected.
+        """
+        named = {str(d).upper() for d in descriptions if d}
+        if named and len(named) == count:
+            for sensor, bands in (("s1", cards.s1_bands()), ("s2", cards.s2_bands("L1C"))):
+                if named <= {b.upper() for b in bands}:
+                    return sensor
+        own_s2 = len(self.run.bands.get("s2", []))
+        if count == len(cards.s1_bands()) and count != own_s2:
+            return "s1"
+        if cards.s2_bands_for_count(count) is not None or count == own_s2:
+            return "s2"
+        levels = cards.card("sentinel2")["levels"]
+        expected = (f"{len(cards.s1_bands())} (Sentinel-1 {', '.join(cards.s1_bands())}) or "
+                    + " / ".join(f"{len(b)} (Sentinel-2 {lvl})" for lvl, b in levels.items()))
+        if own_s2 and cards.s2_bands_for_count(own_s2) is None:
+            expected += f" or {own_s2} (this model's S2 bands {', '.join(self.run.bands['s2'])})"
+        raise SceneError(f"{name}: cannot tell the sensor of a scene with {count} bands; "
+                         f"expected {expected}; pass sensor='s1' or 's2' if it is one")
+
+    def _check_sensor(self, name: str, sensor: str) -> None:
+        if sensor not in SENSOR_NAMES:
+            raise ValueError(f"unknown sensor {sensor!r}; known: {', '.join(SENSOR_NAMES)}")
+        if sensor not in self.run.bands:
+            raise SceneError(f"{name}: a {SENSOR_NAMES[sensor]} ({sensor}) scene, but the model "
+                             f"in {self.run.folder} embeds only {', '.join(self.sensors)} scenes")
+
+    def _array_sensor(self, name: str, image: torch.Tensor, sensor: str | None) -> str:
+        sensor = sensor or self.detect_sensor(name, image.shape[0])
+        self._check_sensor(name, sensor)
+        wanted, count = self.run.bands[sensor], image.shape[0]
+        full = (cards.s2_bands_for_count(count) if sensor == "s2" else cards.s1_bands()) or []
+        if count != len(wanted) and not (len(full) == count and set(wanted) <= set(full)):
+            also = " (or a full 13/12-band scene in card order)" if sensor == "s2" else ""
+            raise SceneError(f"{name}: {count} channels for {sensor}; this model takes "
+                             f"{len(wanted)} ({', '.join(wanted)}) in that order{also}")
+        return sensor
+
+    def _path_sensor(self, path: Path, sensor: str | None) -> str:
+        if sensor is None:
+            try:
+                with rasterio.open(path) as src:
+                    sensor = self.detect_sensor(str(path), src.count, src.descriptions)
+            except (rasterio.errors.RasterioError, OSError) as error:
+                raise SceneError(f"{path}: unreadable GeoTIFF ({error})") from error
+        self._check_sensor(str(path), sensor)
+        return sensor
+
+    def _raw(self, name: str, source: Path | torch.Tensor, sensor: str) -> torch.Tensor:
+        """(C, H, W) raw scene in the model's band order, checked for S1 linear power."""
+        if isinstance(source, Path):
+            image = torch.from_numpy(read_scene(source, sensor, self.run.bands[sensor]))
+        else:
+            image, wanted = source, self.run.bands[sensor]
+            if len(image) != len(wanted):  # a full card-order scene -> the model's bands
+                full = cards.s2_bands_for_count(len(image)) or []
+                image = image[[full.index(b) for b in wanted]]
+        if sensor == "s1":
+            finite = image[torch.isfinite(image)]  # (V,)
+            if finite.numel() and finite.min() >= 0 and finite.max() < LINEAR_POWER_MAX:
+                raise SceneError(f"{name}: Sentinel-1 values look like linear power (all in "
+                                 f"[0, {float(finite.max()):.3g}]); the model takes "
+                                 "backscatter in dB: pass 10 * log10(power)")
+        return image
+
+    def embed(self, scenes: Scene | Sequence[Scene], sensor: str | Sequence[str] | None = None,
+              batch_size: int | None = None) -> tuple[torch.Tensor, list[str], list[str]]:
+        """Embed scenes (grouped per sensor, read in chunks, tiled when large).
+
+        Args:
+            scenes: GeoTIFF paths, (C, H, W) or (N, C, H, W) arrays/tensors in raw units
+                (S2 digital numbers, S1 dB; NaN where nodata), or a list of them.
+            sensor: ``"s2"``/``"s1"`` for all scenes, one per scene, or ``None``: detected.
+            batch_size: Scenes per chunk and tiles per forward pass.
+
+        Returns:
+            (N, D) normalised embeddings, the scene names, the scene sensors (input order).
+        """
+        items = _scene_list(scenes)
+        sensors_in = [sensor] * len(items) if sensor is None or isinstance(sensor, str) \
+            else list(sensor)
+        if len(sensors_in) != len(items):
+            raise ValueError(f"{len(sensors_in)} sensors given for {len(items)} scenes")
+        sensors = [self._path_sensor(src, s) if isinstance(src, Path)
+                   else self._array_sensor(name, src, s)
+                   for (name, src), s in zip(items, sensors_in, strict=True)]
+        size = batch_size or self.batch_size
+        embeddings = torch.zeros(len(items), self.run.model.embed_dim)  # (N, D)
+        for group in dict.fromkeys(sensors):
+            positions = [i for i, s in enumerate(sensors) if s == group]
+            for start in range(0, len(positions), size):
+                chunk = positions[start:start + size]
+                images = [self.run.normalise(group, self._raw(*items[i], group)) for i in chunk]
+                embeddings[chunk] = self.run.embed_images(group, images, size)  # (n, D)
+        return embeddings, [name for name, _ in items], sensors
+
+    def predict(self, scenes: Scene | Sequence[Scene], classes: Sequence[str] | None = None,
+                sensor: str | Sequence[str] | None = None,
+                templates: Sequence[str] | None = None,
+                synonyms: Mapping[str, Sequence[str]] | None = None, multi_label: bool = False,
+                batch_size: int | None = None) -> pd.DataFrame:
+        """Class probabilities (or multi-label scores) per scene.
+
+        Args:
+            scenes: See :meth:`embed`; a single path or array is one scene.
+            classes: Class names (default: the 9 Dynamic World classes).
+            sensor: See :meth:`embed`.
+            templates: Prompt templates with one ``{}`` (default: the classifier's).
+            synonyms: Extra names per class, overriding the defaults for the classes named.
+            multi_label: Return independent per-class scores instead of probabilities: the
+                cosine similarity (in [-1, 1]) of each scene to each class embedding. They do
+                not sum to one; rank scenes per class or threshold them (a threshold is
+                model-specific: pick it on labelled scenes).
+            batch_size: Scenes per chunk and tiles per forward pass.
+
+        Returns:
+            One row per scene (index "scene": the path, or ``array[i]``), one column per
+            class. Probabilities sum to one per row. ``frame.zero_shot.sensors`` (also
+            ``frame.attrs["sensors"]``) gives each row's sensor.
+        """
+        classes = list(cards.land_cover_classes() if classes is None else classes)
+        if not classes or len(set(classes)) != len(classes):
+            raise ValueError(f"classes must be distinct names, at least one; got {classes}")
+        weights = self.class_embeddings(classes, templates, synonyms)  # (D, C)
+        features, names, sensors = self.embed(scenes, sensor, batch_size)  # (N, D)
+        cosine = features @ weights  # (N, C)
+        values = cosine if multi_label \
+            else (float(self.run.model.scale().detach()) * cosine).softmax(dim=1)  # (N, C)
+        frame = pd.DataFrame(values.numpy(), index=pd.Index(names, name="scene"),
+                             columns=pd.Index(classes, name="class"))
+        frame.attrs.update(sensors=sensors, multi_label=multi_label)
+        return frame
+
+
+def _scene_list(scenes: Scene | Sequence[Scene]) -> list[tuple[str, Path | torch.Tensor]]:
+    """Flatten inputs into (name, path or (C, H, W) float32 CPU tensor), in input order."""
+    if isinstance(scenes, (str, Path, np.ndarray, torch.Tensor)):
+        scenes = [scenes]
+    items: list[tuple[str, Path | torch.Tensor]] = []
+    for scene in scenes:
+        if isinstance(scene, (str, Path)):
+            items.append((str(scene), Path(scene)))
+            continue
+        if not isinstance(scene, (np.ndarray, torch.Tensor)):
+            raise TypeError(f"scene {len(items)}: expected a GeoTIFF path, numpy array or "
+                            f"tensor, got {type(scene).__name__}")
+        tensor = scene.detach().to("cpu", torch.float32) if isinstance(scene, torch.Tensor) \
+            else torch.from_numpy(np.asarray(scene, dtype=np.float32))
+        if tensor.ndim not in (3, 4):
+            raise SceneError(f"array[{len(items)}]: shape {tuple(tensor.shape)}; expected "
+                             "(C, H, W) or (N, C, H, W)")
+        for image in tensor if tensor.ndim == 4 else [tensor]:  # (C, H, W) each
+            items.append((f"array[{len(items)}]", image))
+    return items
