@@ -59,7 +59,10 @@ def _train_tiny_run(archive: Path, out: Path, model: str, epochs: int) -> Path:
 
 @pytest.fixture(scope="session")
 def rs_archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A generated Sentinel-1/2 archive (864 scenes per sensor: 768 + 96 paired, 64 px), shared by the session."""
+    """A generated Sentinel-1/2 archive shared by the session.
+
+    864 scenes per sensor (768 + 96 paired), 64 px.
+    """
     from domains.remote_sensing.synthetic import generate_archive
 
     return generate_archive(tmp_path_factory.mktemp("rs-inference") / "archive", n_s2=768,

@@ -58,3 +58,27 @@ def test_missing_folder_is_a_clear_error(tmp_path: Path) -> None:
         SceneFolder(tmp_path / "nope")
     with pytest.raises(FileNotFoundError, match="no metadata table"):
         SceneFolder(tmp_path)
+
+
+@pytest.mark.parametrize("described", [False, True])
+def test_l2a_file_read_as_l1c_has_b10_as_nodata(tmp_path: Path, described: bool) -> None:
+    import numpy as np
+    import rasterio
+    from rasterio.transform import from_origin
+
+    l2a = cards.s2_bands("L2A")
+    path = tmp_path / "l2a.tif"
+    values = (1000 + 100 * np.arange(len(l2a))[:, None, None] + np.zeros((1, 8, 8)))
+    with rasterio.open(path, "w", driver="GTiff", width=8, height=8, count=len(l2a),
+                       dtype="uint16", crs="EPSG:32633",
+                       transform=from_origin(500_000, 5_000_000, 10, 10)) as dst:
+        dst.write(values.astype("uint16"))
+        if described:
+            dst.descriptions = tuple(l2a)
+    image = read_scene(path, "s2", cards.s2_bands("L1C"))  # (13, 8, 8)
+    b10 = cards.s2_bands("L1C").index("B10")
+    assert np.isnan(image[b10]).all()
+    kept = [i for i in range(13) if i != b10]
+    np.testing.assert_array_equal(image[kept, 0, 0], values[:, 0, 0])
+    with pytest.raises(SceneError, match="wrong band count 12"):
+        read_scene(path, "s1", cards.s1_bands())

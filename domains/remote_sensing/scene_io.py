@@ -27,16 +27,19 @@ class SceneError(ValueError):
 
 
 def _band_indices(path: Path, descriptions: Sequence[str | None], count: int, sensor: str,
-                  bands: Sequence[str]) -> list[int]:
+                  bands: Sequence[str]) -> list[int | None]:
+    """File band (0-based) of each wanted band; ``None`` for one an L2A product lacks (B10)."""
+    l2a = cards.s2_bands("L2A") if sensor == "s2" else []
+    lacking = {b for b in bands if b not in l2a} if l2a else set()  # B10 (cirrus)
     named = [d for d in descriptions if d]
-    if len(named) == count and all(b in named for b in bands):
-        return [named.index(b) for b in bands]
+    if len(named) == count and all(b in named or b in lacking for b in bands) \
+            and any(b in named for b in bands):
+        return [named.index(b) if b in named else None for b in bands]
     full = cards.s2_bands("L1C") if sensor == "s2" else cards.s1_bands()
     if count == len(full):
         return [full.index(b) for b in bands]
-    l2a = cards.s2_bands("L2A") if sensor == "s2" else []
-    if count == len(l2a) and all(b in l2a for b in bands):
-        return [l2a.index(b) for b in bands]
+    if count == len(l2a) and any(b in l2a for b in bands):
+        return [l2a.index(b) if b in l2a else None for b in bands]
     if count == len(bands):
         return list(range(count))
     raise SceneError(f"{path}: wrong band count {count} for {sensor} (expected {len(full)}"
@@ -53,7 +56,8 @@ def read_scene(path: str | Path, sensor: str, bands: Sequence[str]) -> np.ndarra
         bands: Band names in the order wanted.
 
     Returns:
-        (C, H, W) float32.
+        (C, H, W) float32. A band a 12-band L2A file lacks (B10, cirrus) comes back as NaN,
+        i.e. 0 after normalisation, as CLOSP zero-fills it.
 
     Raises:
         SceneError: If the file is unreadable or truncated, has the wrong band count, or
@@ -63,13 +67,19 @@ def read_scene(path: str | Path, sensor: str, bands: Sequence[str]) -> np.ndarra
     try:
         with rasterio.open(path) as src:
             index = _band_indices(path, src.descriptions, src.count, sensor, bands)
-            data = src.read([i + 1 for i in index]).astype(np.float32)  # (C, H, W)
+            present = [i for i in index if i is not None]
+            data = src.read([i + 1 for i in present]).astype(np.float32)  # (C', H, W)
             nodata = src.nodata
     except SceneError:
         raise
     except (rasterio.errors.RasterioError, OSError) as error:
         raise SceneError(f"{path}: unreadable GeoTIFF ({error})") from error
-    return mask_invalid(path, data, nodata)
+    data = mask_invalid(path, data, nodata)
+    if len(present) == len(index):
+        return data
+    full = np.full((len(index), *data.shape[1:]), np.nan, dtype=np.float32)  # (C, H, W)
+    full[[k for k, i in enumerate(index) if i is not None]] = data
+    return full
 
 
 def mask_invalid(path: str | Path, data: np.ndarray, nodata: float | None) -> np.ndarray:
