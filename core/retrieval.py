@@ -35,6 +35,38 @@ INDEX_FILE, METADATA_FILE, MANIFEST_FILE = "index.faiss", "metadata.parquet", "m
 KINDS = ("auto", "exact", "ivf", "ivfpq")
 METRICS = ("ip", "l2")
 _CHUNK_ELEMENTS = 1 << 24  # brute-force score matrices are computed ~16M entries at a time
+MIN_NPROBE = 16  # IVF cells visited by default, at least (see default_nprobe)
+
+
+def default_nlist(n: int) -> int:
+    """IVF cells for ``n`` rows by default: about sqrt(n), at most n / 39.
+
+    Building costs O(n * nlist) (k-means on the training sample, then assigning every row
+    to its nearest cell), a query O(nlist + nprobe * n / nlist). FAISS's usual 4-16
+    sqrt(n) makes cells smaller, but the same recall then needs proportionally more of them
+    probed, so search is hardly faster while building is several times slower: at 10^6 x
+    384 on 2 CPU cores, sqrt(n) builds in ~30 s, 4 sqrt(n) (with 64 training rows per
+    cell) in ~4.5 min (docs/benchmarks.md). The cap keeps >= 39 training rows per cell,
+    the fewest FAISS's k-means accepts without a warning.
+    """
+    return max(1, min(round(math.sqrt(n)), n // 39))
+
+
+def default_nprobe(nlist: int) -> int:
+    """IVF cells visited per query by default: 1/64 of them, at least 16 (or all).
+
+    A query's true neighbours spread over a number of cells that grows with ``nlist``, so
+    a fixed fraction keeps recall steady as archives grow; with nlist ~ sqrt(n) a query
+    scans ~16 sqrt(n) rows (16k at 10^6, a few ms on one core). On the clustered,
+    text-query benchmark (benchmarks/retrieval.py) recall@10 is >= 0.99 at 10^5 and 10^6
+    rows; data whose neighbours straddle more cells may need ``nprobe`` raised.
+    """
+    return min(nlist, max(MIN_NPROBE, nlist // 64))
+
+
+def default_train_size(n: int, nlist: int) -> int:
+    """Rows sampled to train IVF/PQ: 64 per cell, at least 65 536, at most ``n``."""
+    return min(n, max(64 * nlist, 65_536))
 
 
 class IndexLoadError(ValueError):
@@ -83,20 +115,23 @@ class EmbeddingIndex:
         metric: ``"ip"`` (inner product; cosine on normalised rows; higher is better) or
             ``"l2"`` (squared Euclidean distance; lower is better).
         exact_threshold: Row count from which ``kind="auto"`` builds an IVF index.
-        nlist: IVF cells (default ~4 sqrt(N), at most N / 39 so each cell trains well).
+        nlist: IVF cells (default ~sqrt(N), at most N / 39 so each cell trains well; see
+            :func:`default_nlist`).
         pq_m: PQ sub-quantisers (bytes per vector at 8 bits) for ``ivfpq``; must divide
             ``dim``; default the largest divisor of ``dim`` not above ``dim // 8``.
-        nprobe: Cells visited per query (default max(8, nlist // 8)).
+        nprobe: Cells visited per query (default max(16, nlist // 64), at most nlist; see
+            :func:`default_nprobe`). :meth:`search` can override it per call.
         kind: ``"auto"`` (exact below ``exact_threshold`` rows, ``ivf`` from it),
             ``"exact"``, ``"ivf"`` (IVF-Flat) or ``"ivfpq"`` (IVF-PQ, compressed).
         normalize: L2-normalise vectors and queries before use.
         refine: For ``ivfpq``, re-rank ``refine * k`` candidates with exact vectors (kept in
             memory next to the codes); 0 keeps only the compressed codes.
         pq_bits: Bits per PQ code (fewer are used when there are too few rows to train).
-        train_size: Rows sampled to train IVF/PQ (default max(64 * nlist, 65 536)).
-        brute_force_rows: With a mask, rank the selected rows by brute force when at most
-            this many match (over the stored vectors: PQ-decoded ones for ``ivfpq``
-            without ``refine``).
+        train_size: Rows sampled to train IVF/PQ (default max(64 * nlist, 65 536), at most
+            N).
+        brute_force_rows: With a mask selecting at most this many rows, an IVF index
+            ranks them exactly: ``ivf`` visits every cell, ``ivfpq`` scores the stored
+            vectors (PQ-decoded ones without ``refine``) by brute force.
     """
 
     def __init__(self, dim: int, metric: str = "ip", exact_threshold: int = 100_000,
@@ -170,17 +205,17 @@ class EmbeddingIndex:
         """
         if self.index is not None and not self._pending:
             return self
-        new = np.concatenate(self._pending) if self._pending else np.zeros((0, self.dim),
-                                                                          np.float32)
+        # The pending arrays are private copies: a single one is used as is, not copied again.
+        new = self._pending[0] if len(self._pending) == 1 else \
+            np.concatenate(self._pending) if self._pending else np.zeros((0, self.dim), np.float32)
         total, kind = len(self), self._kind_for(len(self))
         retrain = (kind != "exact" and total > 4 * self.built.get("trained_on", total)
                    and (self.built["kind"] == "ivf" or self.config["refine"]))
         if self.index is not None and self.built["kind"] == kind and not retrain:
             self.index.add(new)
         else:
-            old = self.index.reconstruct_n(0, self.index.ntotal) if self.index is not None \
-                else np.zeros((0, self.dim), np.float32)
-            vectors = np.concatenate([old, new])  # (N, D)
+            vectors = new if self.index is None or self.index.ntotal == 0 else \
+                np.concatenate([self.index.reconstruct_n(0, self.index.ntotal), new])  # (N, D)
             self.index = self._new_index(kind, vectors)
             self.index.add(vectors)
         # Column-less frames (rows added without metadata) still count their rows.
@@ -195,7 +230,7 @@ class EmbeddingIndex:
         if kind == "exact":
             self.built = {"kind": kind}
             return faiss.IndexFlat(self.dim, faiss_metric)
-        nlist = c["nlist"] or max(1, min(int(4 * math.sqrt(n)), n // 39))
+        nlist = c["nlist"] or default_nlist(n)
         if nlist > n:
             raise ValueError(f"cannot train {nlist} IVF cells on {n} vectors")
         quantizer = faiss.IndexFlat(self.dim, faiss_metric)
@@ -208,10 +243,10 @@ class EmbeddingIndex:
             bits = max(1, min(c["pq_bits"], int(math.log2(max(n // 39, 2)))))
             index = faiss.IndexIVFPQ(quantizer, self.dim, nlist, m, bits, faiss_metric)
             self.built.update(pq_m=m, pq_bits=bits)
-        size = min(n, c["train_size"] or max(64 * nlist, 65_536))
+        size = min(n, c["train_size"] or default_train_size(n, nlist))
         sample = vectors[np.sort(np.random.default_rng(0).permutation(n)[:size])]
         index.train(sample)
-        index.nprobe = min(nlist, c["nprobe"] or max(8, nlist // 8))
+        index.nprobe = min(nlist, c["nprobe"] or default_nprobe(nlist))
         index.make_direct_map()  # row -> vector, for exact search over filtered rows
         self.built["nprobe"] = index.nprobe
         if kind == "ivfpq" and c["refine"]:
@@ -261,13 +296,16 @@ class EmbeddingIndex:
             raise ValueError(f"mask must be a boolean array of shape ({n},), got "
                              f"{mask.dtype} {mask.shape}")
         allowed = np.flatnonzero(mask)  # (M,)
-        if len(allowed) <= self.config["brute_force_rows"]:
-            return self._brute_force(query, k, allowed)
+        ivf = self._ivf()
+        if ivf is not None and self.built_kind == "ivfpq" and \
+                len(allowed) <= self.config["brute_force_rows"]:
+            return self._brute_force(query, k, allowed)  # on stored vectors, not PQ tables
         bitmap = np.packbits(mask, bitorder="little")  # referenced until the search ends
         selector = faiss.IDSelectorBitmap(len(bitmap), faiss.swig_ptr(bitmap))
+        if ivf is not None and len(allowed) <= self.config["brute_force_rows"]:
+            nprobe = ivf.nlist  # few rows selected: visit every cell, exact over them
         scores, ids = self._faiss_search(query, k, selector, nprobe)
         short = (ids < 0).any(1)  # IVF cells visited held fewer than k selected rows
-        ivf = self._ivf()
         if short.any() and ivf is not None:
             scores[short], ids[short] = self._faiss_search(query[short], k, selector, ivf.nlist)
         return self._finish(scores, ids)

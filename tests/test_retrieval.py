@@ -18,6 +18,9 @@ from core.retrieval import (
     METADATA_FILE,
     EmbeddingIndex,
     IndexLoadError,
+    default_nlist,
+    default_nprobe,
+    default_train_size,
 )
 
 
@@ -100,10 +103,47 @@ def test_ivf_above_threshold_recall_at_10(clustered_set: tuple[np.ndarray, ...])
     index = EmbeddingIndex(64, exact_threshold=10_000)  # auto -> IVF-Flat
     index.add(vectors)
     _, ids = index.search(queries, 10)
-    # nlist ~ 4 sqrt(N), capped so that every cell has >= 39 training rows.
-    assert index.built_kind == "ivf" and index.built["nlist"] == min(565, 20_000 // 39)
-    assert index.built["nprobe"] == max(8, index.built["nlist"] // 8)
+    # nlist ~ sqrt(N) = 141; nprobe max(16, nlist // 64).
+    assert index.built_kind == "ivf" and index.built["nlist"] == 141
+    assert index.built["nprobe"] == index._ivf().nprobe == 16
     assert _recall(ids, truth) >= 0.95
+
+
+def test_ivf_default_rules_scale_with_the_archive() -> None:
+    # nlist ~ sqrt(N), capped so every cell has >= 39 training rows; nprobe 1/64 of the
+    # cells, at least 16 and at most all of them; 64 training rows per cell, >= 65 536.
+    assert [default_nlist(n) for n in (1, 100, 2000, 20_000, 10**5, 10**6, 10**7)] == \
+        [1, 2, 45, 141, 316, 1000, 3162]
+    assert [default_nprobe(nlist) for nlist in (1, 10, 16, 1000, 1024, 3162, 8192)] == \
+        [1, 10, 16, 16, 16, 49, 128]
+    assert default_train_size(10**6, 1000) == 65_536
+    assert default_train_size(10**7, 3162) == 64 * 3162
+    assert default_train_size(20_000, 141) == 20_000
+
+
+def test_ivf_overrides_are_honoured_and_saved(clustered_set: tuple[np.ndarray, ...],
+                                              tmp_path: Path) -> None:
+    vectors, queries, truth = clustered_set
+    index = EmbeddingIndex(64, exact_threshold=10_000, nlist=64, nprobe=1, train_size=5000)
+    index.add(vectors)
+    _, ids = index.search(queries, 10)
+    assert index.built == {"kind": "ivf", "nlist": 64, "trained_on": 20_000, "nprobe": 1}
+    assert index._ivf().nprobe == 1
+    narrow = _recall(ids, truth)
+    _, wide_ids = index.search(queries, 10, nprobe=64)  # every cell: exact
+    assert _recall(wide_ids, truth) == 1.0 and narrow < 1.0
+    assert index._ivf().nprobe == 1  # a per-search override does not stick
+    loaded = EmbeddingIndex.load(index.save(tmp_path / "ivf"))
+    assert loaded.built == index.built and loaded._ivf().nprobe == 1
+    np.testing.assert_array_equal(loaded.search(queries, 10)[1], ids)
+    # nprobe above nlist is clamped; an exact index ignores nprobe.
+    small = EmbeddingIndex(64, kind="ivf", nlist=8, nprobe=100)
+    small.add(vectors[:2000])
+    assert small.build().built["nprobe"] == 8
+    exact = EmbeddingIndex(64, nprobe=3)
+    exact.add(vectors[:2000])
+    np.testing.assert_array_equal(exact.search(queries, 10, nprobe=1)[1],
+                                  _brute_force(vectors[:2000], queries, 10))
 
 
 def test_ivfpq_with_refinement_recall_and_round_trip(clustered_set: tuple[np.ndarray, ...],
