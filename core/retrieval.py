@@ -297,16 +297,16 @@ class EmbeddingIndex:
                              f"{mask.dtype} {mask.shape}")
         allowed = np.flatnonzero(mask)  # (M,)
         ivf = self._ivf()
-        if ivf is not None and self.built_kind == "ivfpq" and \
-                len(allowed) <= self.config["brute_force_rows"]:
+        few = ivf is not None and len(allowed) <= self.config["brute_force_rows"]
+        if few and self.built_kind == "ivfpq":
             return self._brute_force(query, k, allowed)  # on stored vectors, not PQ tables
+        if few:
+            nprobe = ivf.nlist  # few rows selected: visit every cell, exact over them
         bitmap = np.packbits(mask, bitorder="little")  # referenced until the search ends
         selector = faiss.IDSelectorBitmap(len(bitmap), faiss.swig_ptr(bitmap))
-        if ivf is not None and len(allowed) <= self.config["brute_force_rows"]:
-            nprobe = ivf.nlist  # few rows selected: visit every cell, exact over them
         scores, ids = self._faiss_search(query, k, selector, nprobe)
         short = (ids < 0).any(1)  # IVF cells visited held fewer than k selected rows
-        if short.any() and ivf is not None:
+        if short.any() and ivf is not None and (nprobe or ivf.nprobe) < ivf.nlist:
             scores[short], ids[short] = self._faiss_search(query[short], k, selector, ivf.nlist)
         return self._finish(scores, ids)
 

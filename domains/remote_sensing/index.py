@@ -23,7 +23,7 @@ import json
 import math
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -420,13 +420,22 @@ def main(argv: list[str] | None = None) -> Any:
                        strict=args.strict, restart=args.restart, device=args.device)
 
 
-def cli() -> None:
-    """``python -m`` entry point: bad input ends with a one-line error, not a traceback."""
+def run_cli(entry: Callable[[], Any]) -> None:
+    """Run a ``python -m`` entry point: bad input ends with a one-line error (exit 2).
+
+    Args:
+        entry: The command's ``main``, reading ``sys.argv``.
+    """
     try:
-        main()
+        entry()
     except (IndexLoadError, SceneError, FileNotFoundError, ValueError) as error:
         console.print(f"[red]error:[/] {error}")
         raise SystemExit(2) from None
+
+
+def cli() -> None:
+    """``python -m`` entry point: bad input ends with a one-line error, not a traceback."""
+    run_cli(main)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import hashlib
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from core.checkpoint import CONFIG_FILE, WEIGHTS_FILE, load_run, read_run_config
 from core.model import ContrastiveModel
 from domains.remote_sensing.datamodule import normaliser, sensor_bands
+from domains.remote_sensing.transforms import NormalizeBands
 
 SENSORS = ("s2", "s1")
 
@@ -105,6 +106,8 @@ class LoadedRun:
     image_size: int | None
     proximity_weight: float | None
     fingerprint: str
+    _normalisers: dict[str, NormalizeBands] = field(default_factory=dict, init=False,
+                                                    repr=False)
 
     @classmethod
     def load(cls, run: str | Path, variant: str = "main",
@@ -168,7 +171,9 @@ class LoadedRun:
         self.check_sensor(sensor)
         tensor = torch.as_tensor(np.asarray(image, dtype=np.float32)) \
             if not isinstance(image, torch.Tensor) else image.float()
-        return normaliser(sensor, self.bands[sensor])({"image": tensor})["image"]
+        if sensor not in self._normalisers:  # built once per sensor, not once per scene
+            self._normalisers[sensor] = normaliser(sensor, self.bands[sensor])
+        return self._normalisers[sensor]({"image": tensor})["image"]
 
     @torch.no_grad()
     def embed_images(self, sensor: str, images: Sequence[torch.Tensor],

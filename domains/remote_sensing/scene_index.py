@@ -231,7 +231,8 @@ class SceneIndex:
         Returns:
             A GeoDataFrame (footprints, EPSG:4326) ranked best first: rank, id, sensor,
             lon, lat, date, score, labels, caption, path (and distance_km with ``near``).
-            Fewer than k rows only when fewer than k scenes pass the filters.
+            Fewer than k rows only when fewer than k scenes pass the filters;
+            ``attrs["matching"]`` says how many passed.
         """
         if not isinstance(text, str) or not text.strip():
             raise ValueError("the query must be a non-empty string")
@@ -270,8 +271,10 @@ class SceneIndex:
         columns = ["rank", "id", "sensor", "lon", "lat", "date", "score",
                    *(["distance_km"] if place is not None else []), "labels", "caption",
                    "path", "row", "geometry"]
-        return gpd.GeoDataFrame(table[columns].reset_index(drop=True), geometry="geometry",
-                                crs=self.metadata.crs)
+        results = gpd.GeoDataFrame(table[columns].reset_index(drop=True), geometry="geometry",
+                                   crs=self.metadata.crs)
+        results.attrs["matching"] = len(self) if mask is None else int(mask.sum())
+        return results
 
     def picture(self, hit: pd.Series) -> np.ndarray:
         """An RGB picture (H, W, 3) of one result row (S2 false colour, S1 composite)."""

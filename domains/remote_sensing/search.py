@@ -18,9 +18,8 @@ from rich.console import Console
 from rich.table import Table
 
 from core.atomic import atomic_write_bytes
-from core.retrieval import IndexLoadError
+from domains.remote_sensing.index import run_cli
 from domains.remote_sensing.scene_index import SENSOR_CHOICES, SceneIndex
-from domains.remote_sensing.scene_io import SceneError
 
 console = Console()
 
@@ -80,9 +79,7 @@ def main(argv: list[str] | None = None) -> gpd.GeoDataFrame:
     results = index.search(args.query, k=args.k, sensor=args.sensor, bbox=args.bbox,
                            date=args.date, near=args.near, near_weight=args.near_weight)
     console.print(results_table(args.query, results))
-    selected = index.filter_mask(args.sensor, args.bbox, args.date)
-    matching = len(index) if selected is None else int(selected.sum())
-    console.print(f"{len(results)} of {matching} matching scenes shown "
+    console.print(f"{len(results)} of {results.attrs['matching']} matching scenes shown "
                   f"({len(index)} in the index)")
     if args.gallery is not None:
         index.gallery(args.query, results, args.gallery)
@@ -95,11 +92,7 @@ def main(argv: list[str] | None = None) -> gpd.GeoDataFrame:
 
 def cli() -> None:
     """``python -m`` entry point: bad input ends with a one-line error, not a traceback."""
-    try:
-        main()
-    except (IndexLoadError, SceneError, FileNotFoundError, ValueError) as error:
-        console.print(f"[red]error:[/] {error}")
-        raise SystemExit(2) from None
+    run_cli(main)
 
 
 if __name__ == "__main__":
