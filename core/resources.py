@@ -52,6 +52,14 @@ def resource_dir(name: str) -> Path:
     raise FileNotFoundError(f"data folder {name!r} not found; looked in: {tried}")
 
 
+def cache_root() -> Path:
+    """The project's one cache folder: ``$MOSAIC_VLM_CACHE`` or ``~/.cache/mosaic-vlm``.
+
+    Generated archives (``synthetic/``) and text-embedding caches (``text/``) live under it.
+    """
+    return Path(os.environ.get("MOSAIC_VLM_CACHE", Path.home() / ".cache" / "mosaic-vlm"))
+
+
 def load_yaml(path: str | Path) -> Any:
     """Read a YAML file, naming the file in any error.
 

@@ -14,7 +14,6 @@ so a partial or damaged index is refused instead of half-read. Nothing is pickle
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import shutil
@@ -29,6 +28,7 @@ import pyarrow.parquet as pq
 import torch
 
 from core.atomic import atomic_replace_dir
+from core.checksums import sha256_file
 
 FORMAT_VERSION = 1
 INDEX_FILE, METADATA_FILE, MANIFEST_FILE = "index.faiss", "metadata.parquet", "manifest.json"
@@ -85,14 +85,6 @@ def _as_float32(vectors: Any, dim: int, what: str, allow_1d: bool = False) -> np
     if not np.isfinite(array).all():
         raise ValueError(f"{what} contain NaN or infinite values")
     return array
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _concat_rows(frames: list[pd.DataFrame]) -> pd.DataFrame:
@@ -372,7 +364,7 @@ class EmbeddingIndex:
             manifest = {
                 "format_version": FORMAT_VERSION, "count": len(self), "config": self.config,
                 "built": self.built, "faiss_version": faiss.__version__, "info": self.info,
-                "files": {name: {"sha256": _sha256(tmp / name),
+                "files": {name: {"sha256": sha256_file(tmp / name),
                                  "bytes": (tmp / name).stat().st_size}
                           for name in (INDEX_FILE, METADATA_FILE)}}
             (tmp / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True,
@@ -422,7 +414,7 @@ class EmbeddingIndex:
             if path.stat().st_size != entry["bytes"]:
                 raise IndexLoadError(f"{folder}: {name} has {path.stat().st_size} bytes, the "
                                      f"manifest says {entry['bytes']} (truncated or damaged)")
-            if _sha256(path) != entry["sha256"]:
+            if sha256_file(path) != entry["sha256"]:
                 raise IndexLoadError(f"{folder}: checksum mismatch for {name} (damaged file)")
         try:
             index = cls(**manifest["config"])

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from core.atomic import atomic_write_bytes
+from core.resources import cache_root
 from domains.remote_sensing import cards
 from domains.remote_sensing.synthetic.fields import land_cover_map, smooth_noise
 from domains.remote_sensing.synthetic.geography import class_logits, place_scene
@@ -191,8 +192,7 @@ def generate_archive(
 
 def default_cache_dir() -> Path:
     """Where the default archive lives: ``$MOSAIC_VLM_CACHE/synthetic`` (or ``~/.cache/...``)."""
-    root = os.environ.get("MOSAIC_VLM_CACHE", Path.home() / ".cache" / "mosaic-vlm")
-    return Path(root) / "synthetic"
+    return cache_root() / "synthetic"
 
 
 def default_archive(cache_dir: str | Path | None = None, **params: Any) -> Path:
