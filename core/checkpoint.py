@@ -98,3 +98,8 @@ def load_run(folder: str | Path, device: str | torch.device = "cpu") -> Contrast
         raise ValueError(f"{weights_path}: weights do not match the config: "
                          f"missing {missing[:5]}, unexpected {result.unexpected_keys[:5]}")
     return model.to(device).eval()
+
+
+def variant_folder(run: str | Path, name: str) -> Path:
+    """Where a run's variant lives: the run folder for ``main``, ``companions/<name>`` else."""
+    return Path(run) if name == "main" else Path(run) / "companions" / name

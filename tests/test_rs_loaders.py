@@ -17,11 +17,13 @@ from torchgeo.datasets import BigEarthNet
 
 from core.registry import get_model_config
 from domains.remote_sensing import cards
+from domains.remote_sensing.archives import open_dataset
 from domains.remote_sensing.bigearthnet import BigEarthNetV2
 from domains.remote_sensing.crisislandmark import CrisisLandMark
-from domains.remote_sensing.datamodule import CLOSPDataModule, open_dataset, sensor_bands
+from domains.remote_sensing.datamodule import CLOSPDataModule
 from domains.remote_sensing.scene_io import SceneError
 from domains.remote_sensing.sen12ms import SEN12MS
+from domains.remote_sensing.transforms import sensor_bands
 
 matplotlib.use("Agg")
 

@@ -12,11 +12,12 @@ import pytest
 import shapely
 from shapely.geometry import box
 
+from core.indexing import work_folder
 from core.retrieval import EmbeddingIndex, IndexLoadError
 from domains.remote_sensing import SceneIndex, index, search
-from domains.remote_sensing.datamodule import detect_layout, open_dataset
+from domains.remote_sensing.archives import detect_layout, open_dataset
 from domains.remote_sensing.evaluation import crisis_queries
-from domains.remote_sensing.run_model import LoadedRun
+from domains.remote_sensing.run_model import SceneRun
 from domains.remote_sensing.scene_index import parse_bbox, parse_date_range, parse_point
 from domains.remote_sensing.scene_io import SceneError
 from domains.remote_sensing.synthetic import generate_archive
@@ -55,7 +56,7 @@ def test_metadata_is_geoparquet_with_footprints_dates_and_labels(built: Path,
 
 def test_a_scene_embedding_as_query_returns_that_scene_first(scenes: SceneIndex,
                                                              rs_archive: Path) -> None:
-    run = LoadedRun.load(scenes.run_folder)
+    run = SceneRun.load(scenes.run_folder)
     dataset = open_dataset(rs_archive, "folder", "s1", None, run.bands["s1"], None, False, False)
     for row in (3, 400):
         sample = dataset.read_sample(row)
@@ -182,19 +183,19 @@ def test_interrupted_build_resumes_without_re_embedding_finished_shards(
         rs_archive: Path, rs_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     out = tmp_path / "resumed"
     options = {"split": "test", "shard_size": 64, "progress": False}
-    real = index.embed_shard
+    real = index.embed_scenes_batch  # one call per shard: shard_size = batch size = 64
     calls: list[tuple[str, int]] = []
 
-    def interrupted(run, dataset, sensor, rows, *args, **kwargs):
+    def interrupted(run, dataset, sensor, items, *args, **kwargs):
         if len(calls) == 3:
             raise KeyboardInterrupt
-        calls.append((sensor, rows.start))
-        return real(run, dataset, sensor, rows, *args, **kwargs)
+        calls.append((sensor, items[0][0]))
+        return real(run, dataset, sensor, items, *args, **kwargs)
 
-    monkeypatch.setattr(index, "embed_shard", interrupted)
+    monkeypatch.setattr(index, "embed_scenes_batch", interrupted)
     with pytest.raises(KeyboardInterrupt):
         index.build_index(rs_archive, rs_run, out, **options)
-    work = index.work_folder(out)
+    work = work_folder(out)
     finished = sorted(p.name for p in work.glob("s*-*.json"))
     assert finished == ["s2-00000.json", "s2-00001.json", "s2-00002.json"] and not out.exists()
     # Other settings than the interrupted build's are refused, not mixed in.
@@ -203,11 +204,11 @@ def test_interrupted_build_resumes_without_re_embedding_finished_shards(
 
     calls.clear()
 
-    def counted(run, dataset, sensor, rows, *args, **kwargs):
-        calls.append((sensor, rows.start))
-        return real(run, dataset, sensor, rows, *args, **kwargs)
+    def counted(run, dataset, sensor, items, *args, **kwargs):
+        calls.append((sensor, items[0][0]))
+        return real(run, dataset, sensor, items, *args, **kwargs)
 
-    monkeypatch.setattr(index, "embed_shard", counted)
+    monkeypatch.setattr(index, "embed_scenes_batch", counted)
     summary = index.build_index(rs_archive, rs_run, out, **options)
     assert summary.shards_reused == 3 and summary.shards_embedded == len(calls) > 0
     assert not {("s2", 0), ("s2", 64), ("s2", 128)} & set(calls)  # finished shards kept

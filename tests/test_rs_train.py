@@ -10,7 +10,7 @@ import torch
 
 from core.checkpoint import load_run
 from domains.remote_sensing import evaluate, train
-from domains.remote_sensing.datamodule import CLOSPDataModule
+from domains.remote_sensing.embed import EvalData
 from domains.remote_sensing.run_config import build_parser, resolve_run_config
 from domains.remote_sensing.synthetic import generate_archive
 from domains.remote_sensing.variants import build_variants
@@ -57,8 +57,8 @@ def test_evaluation_is_reproducible_and_run_folder_reloads_identically(
         folder, model = train.train_variant(variant, config, archive, out)
         assert model is not None
         reloaded = load_run(folder)
-        batch = next(iter(CLOSPDataModule(archive, sensors=variant.sensors, batch_size=8)
-                          .test_loader(variant.sensors[0])))
+        batch = next(iter(EvalData(archive, "synthetic", variant.bands, batch_size=8)
+                          .loader(variant.sensors[0], "test")))
         sensor = variant.sensors[0]
         model.eval()
         with torch.no_grad():

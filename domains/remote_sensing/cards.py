@@ -33,6 +33,11 @@ def land_cover_classes() -> list[str]:
     return list(card("dynamic_world")["classes"])
 
 
+def fraction_columns() -> list[str]:
+    """Metadata columns holding the area fraction of each land-cover class (``frac_<class>``)."""
+    return [f"frac_{c.replace(' ', '_')}" for c in land_cover_classes()]
+
+
 def crisis_tags() -> list[str]:
     """The crisis tags (flooded area, burned area, earthquake damage)."""
     return list(card("crisis")["tags"])

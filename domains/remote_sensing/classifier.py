@@ -7,7 +7,7 @@
 Each class becomes the mean text embedding of its names x prompt templates (open_clip's
 (D, C) classifier); a scene's probabilities are the softmax over classes of
 ``logit_scale x cosine``. Reading, normalising, tiling and batching are
-:class:`~domains.remote_sensing.run_model.LoadedRun`'s, so scenes are seen as in training.
+:class:`~domains.remote_sensing.run_model.SceneRun`'s, so scenes are seen as in training.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import torch
 
 from core.zero_shot import build_zero_shot_classifier
 from domains.remote_sensing import cards
-from domains.remote_sensing.run_model import LoadedRun
+from domains.remote_sensing.run_model import SceneRun
 from domains.remote_sensing.scene_io import SceneError, read_scene
 
 Scene = str | Path | np.ndarray | torch.Tensor
@@ -107,7 +107,7 @@ class LandCoverClassifier:
         batch_size: Scenes read per chunk and tiles per forward pass.
     """
 
-    def __init__(self, run: LoadedRun, templates: Sequence[str] | None = None,
+    def __init__(self, run: SceneRun, templates: Sequence[str] | None = None,
                  synonyms: Mapping[str, Sequence[str]] | None = None, batch_size: int = 64) -> None:
         self.run = run
         self.templates = list(templates or cards.zero_shot_templates())
@@ -130,7 +130,7 @@ class LandCoverClassifier:
             synonyms: Default synonyms (per class, overriding the card's).
             batch_size: Scenes per chunk and tiles per forward pass.
         """
-        return cls(LoadedRun.load(run, variant, device), templates, synonyms, batch_size)
+        return cls(SceneRun.load(run, variant, device), templates, synonyms, batch_size)
 
     @property
     def sensors(self) -> list[str]:

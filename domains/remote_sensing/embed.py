@@ -1,17 +1,31 @@
-"""Embed the scenes of an archive split with a trained model (for evaluation and search)."""
+"""Embed the scenes of an archive split with a trained model (for evaluation).
+
+Opens each sensor's split itself (:func:`open_split`: the loader of the archive's
+layout, with the sensor's normalisation and the model's input size — the transforms
+training used, without augmentation) and embeds it in batches with
+:func:`core.inference.embed_batches`. Ground truth (labels, dominant class, pair ids) is
+read from the samples, never from a table by position.
+"""
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
+from torch.utils.data import DataLoader
 
+from core.inference import embed_batches
 from core.model import ContrastiveModel
+from core.transforms import Compose, ResizeImage
 from domains.remote_sensing import cards
-from domains.remote_sensing.datamodule import CLOSPDataModule
+from domains.remote_sensing.archives import open_dataset
+from domains.remote_sensing.scene_dataset import SceneDataset
 from domains.remote_sensing.scene_io import SceneError
+from domains.remote_sensing.transforms import normaliser
 
 
 @dataclass
@@ -50,9 +64,52 @@ class EmbeddedScenes:
             [self.pair_ids[i] for i in index], self.dataset_index[index])
 
 
+@dataclass
+class EvalData:
+    """Where a model's evaluation scenes come from: an archive, its layout, bands and size.
+
+    Attributes:
+        root: Archive folder.
+        layout: Its layout (see :data:`~domains.remote_sensing.archives.LAYOUTS`).
+        bands: Sensor -> band order of the model.
+        image_size: The model's input side (``None``: the archive's own).
+        batch_size: Scenes per forward pass.
+        num_workers: DataLoader worker processes.
+    """
+
+    root: Path
+    layout: str
+    bands: dict[str, list[str]]
+    image_size: int | None = None
+    batch_size: int = 64
+    num_workers: int = 0
+
+    def __post_init__(self) -> None:
+        self._datasets: dict[tuple[str, str], SceneDataset] = {}
+
+    def dataset(self, sensor: str, split: str) -> SceneDataset:
+        """One sensor's split, normalised and resized as in training (cached)."""
+        key = (sensor, split)
+        if key not in self._datasets:
+            resize = ResizeImage(self.image_size) if self.image_size else None
+            transforms = Compose(normaliser(sensor, self.bands[sensor]), resize)
+            self._datasets[key] = open_dataset(self.root, self.layout, sensor, split,
+                                               self.bands[sensor], transforms)
+        return self._datasets[key]
+
+    def loader(self, sensor: str, split: str) -> DataLoader:
+        """A plain, ordered loader over one sensor's split."""
+        return DataLoader(self.dataset(sensor, split), batch_size=self.batch_size,
+                          shuffle=False, num_workers=self.num_workers)
+
+    def bad_samples(self) -> list[tuple[str, str]]:
+        """Every file skipped so far, with its problem."""
+        return [bad for dataset in self._datasets.values() for bad in dataset.bad_samples]
+
+
 def _dominant(metadata, labels: torch.Tensor) -> torch.Tensor:
     classes = cards.land_cover_classes()
-    columns = [f"frac_{c.replace(' ', '_')}" for c in classes]
+    columns = cards.fraction_columns()
     if all(c in metadata.columns for c in columns):
         return torch.as_tensor(metadata[columns].to_numpy().argmax(1))
     firsts = []
@@ -62,48 +119,38 @@ def _dominant(metadata, labels: torch.Tensor) -> torch.Tensor:
     return torch.as_tensor(firsts)
 
 
-@torch.no_grad()
-def embed_scenes(model: ContrastiveModel, datamodule: CLOSPDataModule, sensor: str,
+def embed_scenes(model: ContrastiveModel, data: EvalData, sensor: str,
                  split: str = "test") -> EmbeddedScenes:
     """Embed every scene of one sensor and split.
 
     Args:
         model: Trained model with a tower named after the sensor.
-        datamodule: Provides the (normalised) scenes.
+        data: Provides the (normalised) scenes.
         sensor: ``"s2"`` or ``"s1"``.
         split: Which split.
 
     Returns:
         The embedded scenes.
     """
-    model.eval()
-    device = next(model.parameters()).device
-    features, location, labels, coords, ids = [], [], [], [], []
-    for batch in datamodule.test_loader(sensor, split):
-        features.append(model.encode(sensor, batch["image"].to(device)).cpu())
-        if "location" in model.towers:
-            location.append(model.encode("location", batch["coords"].to(device)).cpu())
-        labels.append(batch["label"])
-        coords.append(batch["coords"])
-        ids.extend(batch["id"])
-    dataset = datamodule.dataset(sensor, split)
+    found = embed_batches(model, data.loader(sensor, split),
+                          {sensor: "image", "location": "coords"}, keep=("label", "coords", "id"))
+    ids = found["id"]
     if not ids:
-        raise SceneError(f"no readable {sensor} scene in the {split} split of {datamodule.root}")
-    metadata = dataset.metadata
+        raise SceneError(f"no readable {sensor} scene in the {split} split of {data.root}")
+    metadata = data.dataset(sensor, split).metadata
     pair_ids = [str(p) for p in metadata["pair_id"]] if "pair_id" in metadata else [""] * len(ids)
-    label_tensor = torch.cat(labels)
-    return EmbeddedScenes(sensor, torch.cat(features), torch.cat(location) if location else None,
-                          label_tensor, _dominant(metadata, label_tensor), torch.cat(coords),
-                          ids, pair_ids, np.arange(len(ids)))
+    return EmbeddedScenes(sensor, found[sensor], found.get("location"), found["label"],
+                          _dominant(metadata, found["label"]), found["coords"], ids, pair_ids,
+                          np.arange(len(ids)))
 
 
-def embed_available(model: ContrastiveModel, datamodule: CLOSPDataModule,
-                    sensors: list[str], split: str = "test") -> dict[str, EmbeddedScenes]:
+def embed_available(model: ContrastiveModel, data: EvalData,
+                    sensors: Sequence[str], split: str = "test") -> dict[str, EmbeddedScenes]:
     """Embed each sensor's scenes of a split, leaving out (with a warning) sensors it lacks.
 
     Args:
         model: Trained model.
-        datamodule: Provides the scenes.
+        data: Provides the scenes.
         sensors: Sensors to embed.
         split: Which split.
 
@@ -117,7 +164,7 @@ def embed_available(model: ContrastiveModel, datamodule: CLOSPDataModule,
     problems = []
     for sensor in sensors:
         try:
-            scenes[sensor] = embed_scenes(model, datamodule, sensor, split)
+            scenes[sensor] = embed_scenes(model, data, sensor, split)
         except SceneError as error:
             problems.append(str(error))
             warnings.warn(f"{error}; its {sensor} metrics are left out", stacklevel=2)

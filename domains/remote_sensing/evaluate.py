@@ -2,7 +2,8 @@
 
 Also called at the end of training. Embeds the held-out scenes with every model of the
 run (main and companions), computes the metrics, and writes ``metrics.json``,
-``report.md`` and the figures into the run folder.
+``report.md`` and the figures into the run folder. Scenes are opened here
+(:class:`~domains.remote_sensing.embed.EvalData`), never through the training data module.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ import numpy as np
 import torch
 
 from core.atomic import atomic_write_bytes
-from core.checkpoint import load_run
+from core.checkpoint import load_run, variant_folder
+from core.cli import run_cli
+from core.data import BadSampleLog, collect_bad_samples
 from core.model import ContrastiveModel
 from core.plots import (
     GalleryItem,
@@ -27,8 +30,7 @@ from core.plots import (
 )
 from core.resources import load_yaml
 from domains.remote_sensing import cards
-from domains.remote_sensing.datamodule import CLOSPDataModule
-from domains.remote_sensing.embed import EmbeddedScenes, embed_available
+from domains.remote_sensing.embed import EmbeddedScenes, EvalData, embed_available
 from domains.remote_sensing.evaluation import (
     choose_proximity_weight,
     crisis_queries,
@@ -38,7 +40,7 @@ from domains.remote_sensing.evaluation import (
 from domains.remote_sensing.render import render_scene
 from domains.remote_sensing.report import headline, markdown_report, print_summary
 from domains.remote_sensing.scene_io import SceneError
-from domains.remote_sensing.train import datamodule_for, variant_folder
+from domains.remote_sensing.train import BAD_SAMPLE_LOG
 from domains.remote_sensing.variants import Variant, build_variants
 
 GALLERY_QUERIES = ["water", "trees", "snow and ice", "built area", "flooded area"]
@@ -46,7 +48,7 @@ GALLERY_QUERIES = ["water", "trees", "snow and ice", "built area", "flooded area
 
 def write_figures(out: Path, results: dict[str, Any], variants: list[Variant],
                   main_model: ContrastiveModel, main_scenes: dict[str, EmbeddedScenes],
-                  datamodule: Any) -> None:
+                  data: EvalData) -> None:
     """Training curves, zero-shot confusion matrices and a retrieval gallery as PNG."""
     logs = {v.name: read_metrics_csv(out / "logs" / v.name / "metrics.csv") for v in variants
             if (out / "logs" / v.name / "metrics.csv").is_file()}
@@ -70,8 +72,8 @@ def write_figures(out: Path, results: dict[str, Any], variants: list[Variant],
         hits = []
         for index in top:
             embedded, row = owners[index]
-            sample = datamodule.dataset(embedded.sensor, "test")[int(embedded.dataset_index[row])]
-            bands = datamodule.bands[embedded.sensor]
+            sample = data.dataset(embedded.sensor, "test")[int(embedded.dataset_index[row])]
+            bands = data.bands[embedded.sensor]
             picture = render_scene(sample["image"], embedded.sensor, bands)
             relevant = bool(embedded.labels[row, vocabulary.index(query)])
             hits.append(GalleryItem(picture, f"{embedded.sensor}: {sample['caption']}", relevant))
@@ -79,13 +81,20 @@ def write_figures(out: Path, results: dict[str, Any], variants: list[Variant],
     plot_gallery(rows, out / "gallery.png")
 
 
-def proximity_weight(model: ContrastiveModel, datamodule: CLOSPDataModule, sensors: list[str],
+def eval_data(variant: Variant, config: dict[str, Any], root: Path) -> EvalData:
+    """The held-out scenes of a variant: its bands, its input size, the run's archive."""
+    data = config["data"]
+    return EvalData(root, data["layout"], variant.bands, variant.image_size,
+                    data["batch_size"], data["num_workers"])
+
+
+def proximity_weight(model: ContrastiveModel, data: EvalData, sensors: list[str],
                      crisis: list[tuple[str, tuple[float, float]]]) -> float:
     """GeoCLOSP's location weight for crisis queries, chosen on the validation split (0 else)."""
     if "location" not in model.towers or not crisis:
         return 0.0
     try:
-        val_scenes = embed_available(model, datamodule, sensors, split="val")
+        val_scenes = embed_available(model, data, sensors, split="val")
     except SceneError:
         return 0.0
     return choose_proximity_weight(model, list(val_scenes.values()), crisis)
@@ -110,27 +119,29 @@ def evaluate_variants(models: dict[str, ContrastiveModel], variants: list[Varian
     torch.manual_seed(config["seed"])
     results: dict[str, Any] = {}
     main_scenes: dict[str, EmbeddedScenes] = {}
-    main_datamodule = None
+    main_data: EvalData | None = None
     queries = None
     crisis = crisis_queries(config["data"]["layout"])
     for variant in variants:  # main first: its archive (both sensors) defines the queries
         model = models[variant.name]
-        datamodule = datamodule_for(variant, config, root)
-        scenes = embed_available(model, datamodule, variant.sensors)
+        data = eval_data(variant, config, root)
+        scenes = embed_available(model, data, variant.sensors)
         queries = queries or land_cover_queries(*scenes.values())
-        weight = proximity_weight(model, datamodule, variant.sensors, crisis)
+        weight = proximity_weight(model, data, variant.sensors, crisis)
         results[variant.name] = evaluate_model(model, scenes, queries, crisis, weight)
         if variant.name == "main":
-            main_scenes, main_datamodule = scenes, datamodule
+            main_scenes, main_data = scenes, data
     summary = headline(results, main_is_geo="location" in models["main"].towers)
     timing = {"training_seconds": training_seconds or 0.0}
+    bad = collect_bad_samples([], BadSampleLog(out / "logs" / BAD_SAMPLE_LOG))  # training
+    bad = list(dict.fromkeys([*bad, *(main_data.bad_samples() if main_data else [])]))
     payload = {"summary": summary, "variants": results, "timing": timing,
-               "bad_samples": main_datamodule.bad_samples() if main_datamodule else []}
+               "bad_samples": bad}
     atomic_write_bytes(out / "metrics.json", json.dumps(payload, indent=2).encode())
     atomic_write_bytes(out / "report.md",
                        markdown_report(results, summary, config, timing).encode())
-    write_figures(out, results, variants, models["main"], main_scenes, main_datamodule)
-    print_summary(summary, str(out))
+    write_figures(out, results, variants, models["main"], main_scenes, main_data)
+    print_summary(summary, str(out), bad)
     return payload
 
 
@@ -153,9 +164,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         root = default_archive()
     variants = build_variants(config["model"], config["companions"],
                               overrides={"loss": config["loss"]})
-    models = {v.name: load_run(variant_folder(args.run, v)) for v in variants}
+    models = {v.name: load_run(variant_folder(args.run, v.name)) for v in variants}
     return evaluate_variants(models, variants, config, Path(root), args.run)
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

@@ -7,9 +7,11 @@ atomically (see :class:`core.retrieval.EmbeddingIndex`). Search it with
 ``python -m domains.remote_sensing.search`` or :class:`~domains.remote_sensing.SceneIndex`.
 
 Work is cut into shards of consecutive scenes written to ``INDEX.partial/`` as they finish
-(vectors ``.npy``, metadata ``.parquet``, and a ``.json`` marker with checksums written
-last). An interrupted build run again with the same command keeps every finished shard
-and embeds only the rest; the partial folder is removed once the index is written.
+(:mod:`core.indexing`: checksummed, resumable). An interrupted build run again with the
+same command keeps every finished shard and embeds only the rest; the partial folder is
+removed once the index is written. This module adds what is about scenes: which
+archive and sensors, the scene metadata (footprint, date, labels) and GeoCLOSP's
+location vectors.
 GeoCLOSP runs store each scene's location embedding next to its image embedding so that
 searches can fuse a query place (``--near``).
 """
@@ -17,13 +19,9 @@ searches can fuse a query place (``--near``).
 from __future__ import annotations
 
 import argparse
-import hashlib
-import io
-import json
 import math
-import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,21 +31,19 @@ import numpy as np
 import pandas as pd
 import torch
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from shapely.geometry import Point, box
-from torch.utils.data import DataLoader, Dataset
 
-from core.atomic import atomic_write_bytes
+from core.cli import run_cli
+from core.indexing import embed_archive, plan_shards
 from core.resources import load_yaml
-from core.retrieval import EmbeddingIndex, IndexLoadError
-from domains.remote_sensing.datamodule import LAYOUTS, detect_layout, open_dataset
-from domains.remote_sensing.run_model import LoadedRun
-from domains.remote_sensing.scene_dataset import READ_ERRORS
+from core.retrieval import EmbeddingIndex
+from domains.remote_sensing.archives import LAYOUTS, detect_layout, open_dataset
+from domains.remote_sensing.run_model import SceneRun
 from domains.remote_sensing.scene_io import SceneError, geotiff_footprint
 
 console = Console()
 INDEX_TYPE = "mosaic-vlm scene index"
-PLAN_FILE, PLAN_VERSION = "plan.json", 1
+PLAN_VERSION = 1
 SHARD_SIZE = 2048
 
 
@@ -72,35 +68,6 @@ class BuildSummary:
     shards_embedded: int = 0
     seconds: float = 0.0
     kind: str = ""
-
-
-def work_folder(out: str | Path) -> Path:
-    """Where the shards of an index being built live: ``<out>.partial`` next to it."""
-    out = Path(out)
-    return out.parent / f"{out.name}.partial"
-
-
-class _Rows(Dataset):
-    """Reads chosen rows of a scene dataset, returning the error instead of a substitute."""
-
-    def __init__(self, dataset: Any, rows: range, strict: bool) -> None:
-        self.dataset, self.rows, self.strict = dataset, rows, strict
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def __getitem__(self, position: int) -> tuple[int, dict[str, Any] | None, str]:
-        row = self.rows[position]
-        try:
-            return row, self.dataset.read_sample(row), ""
-        except READ_ERRORS as error:
-            if self.strict:
-                raise
-            return row, None, str(error)
-
-
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def _footprint(metadata: pd.DataFrame, row: int, path: str, lon: float, lat: float) -> Any:
@@ -128,112 +95,44 @@ def _record(dataset: Any, sensor: str, row: int, sample: dict[str, Any]) -> dict
             "geometry": _footprint(dataset.metadata, row, str(sample["path"]), lon, lat)}
 
 
-def embed_shard(run: LoadedRun, dataset: Any, sensor: str, rows: range, batch_size: int,
-                num_workers: int = 0, strict: bool = False, progress: Any = None,
-                task: Any = None) -> tuple[np.ndarray, gpd.GeoDataFrame, list[tuple[str, str]]]:
-    """Embed consecutive rows of one sensor's dataset.
+def embed_scenes_batch(run: SceneRun, dataset: Any, sensor: str,
+                       items: list[tuple[int, dict[str, Any]]], batch_size: int = 64
+                       ) -> tuple[np.ndarray, gpd.GeoDataFrame]:
+    """Embed read scenes of one sensor (the batch callback of :func:`core.indexing.embed_archive`).
 
     Args:
         run: The loaded run.
-        dataset: A scene dataset (raw values, no transforms).
+        dataset: The scene dataset the rows come from (raw values, no transforms).
         sensor: ``"s2"`` or ``"s1"``.
-        rows: Dataset rows to embed.
-        batch_size: Scenes read and embedded together.
-        num_workers: DataLoader worker processes reading scenes.
-        strict: Raise on the first bad scene instead of skipping it.
-        progress: A rich ``Progress`` to advance (per scene), if any.
-        task: Its task id.
+        items: ``(row, sample)`` pairs.
+        batch_size: Tiles per forward pass.
 
     Returns:
-        (N, D) float32 vectors (image embedding, then the location embedding for GeoCLOSP),
-        their metadata (a GeoDataFrame in EPSG:4326) and the bad scenes skipped.
+        (B, D) float32 vectors (image embedding, then the location embedding for GeoCLOSP)
+        and their metadata (a GeoDataFrame in EPSG:4326).
     """
-    loader = DataLoader(_Rows(dataset, rows, strict), batch_size=batch_size,
-                        num_workers=num_workers, collate_fn=list)
-    vectors, records, bad = [], [], []
-    for items in loader:
-        good = [(row, sample) for row, sample, _ in items if sample is not None]
-        bad.extend((dataset._path(row), problem)
-                   for row, sample, problem in items if sample is None)
-        if good:
-            images = [run.normalise(sensor, sample["image"]) for _, sample in good]
-            features = run.embed_images(sensor, images, batch_size)  # (B, D)
-            if run.has_location:
-                coords = torch.stack([sample["coords"] for _, sample in good])  # (B, 2)
-                known = torch.isfinite(coords).all(1)  # (B,)
-                location = torch.zeros_like(features)  # no place: no location term
-                if known.any():
-                    location[known] = run.embed_location(coords[known])
-                features = torch.cat([features, location], dim=1)  # (B, 2D)
-            vectors.append(features.numpy())
-            records.extend(_record(dataset, sensor, row, sample) for row, sample in good)
-        if progress is not None:
-            progress.advance(task, len(items))
     width = run.model.embed_dim * (2 if run.has_location else 1)
-    array = np.concatenate(vectors) if vectors else np.zeros((0, width), np.float32)
-    frame = gpd.GeoDataFrame(pd.DataFrame(records, columns=list(_record_columns())),
-                             geometry="geometry", crs="EPSG:4326")
-    return array.astype(np.float32), frame, bad
+    frame = pd.DataFrame([_record(dataset, sensor, row, sample) for row, sample in items],
+                         columns=list(_record_columns()))
+    if not items:
+        return np.zeros((0, width), np.float32), gpd.GeoDataFrame(
+            frame, geometry="geometry", crs="EPSG:4326")
+    images = [run.normalise(sensor, sample["image"]) for _, sample in items]
+    features = run.embed_images(sensor, images, batch_size)  # (B, D)
+    if run.has_location:
+        coords = torch.stack([sample["coords"] for _, sample in items])  # (B, 2)
+        known = torch.isfinite(coords).all(1)  # (B,)
+        location = torch.zeros_like(features)  # no place: no location term
+        if known.any():
+            location[known] = run.embed_location(coords[known])
+        features = torch.cat([features, location], dim=1)  # (B, 2D)
+    return features.numpy().astype(np.float32), gpd.GeoDataFrame(
+        frame, geometry="geometry", crs="EPSG:4326")
 
 
 def _record_columns() -> tuple[str, ...]:
     return ("id", "path", "sensor", "lon", "lat", "date", "labels", "caption", "split", "row",
             "geometry")
-
-
-def _write_shard(folder: Path, name: str, vectors: np.ndarray, frame: gpd.GeoDataFrame,
-                 bad: list[tuple[str, str]], rows: range) -> None:
-    """Write one shard: vectors, metadata, then the marker that certifies both."""
-    buffer = io.BytesIO()
-    np.save(buffer, vectors, allow_pickle=False)
-    npy = buffer.getvalue()
-    buffer = io.BytesIO()
-    frame.to_parquet(buffer, index=False)
-    parquet = buffer.getvalue()
-    atomic_write_bytes(folder / f"{name}.npy", npy)
-    atomic_write_bytes(folder / f"{name}.parquet", parquet)
-    marker = {"rows": [rows.start, rows.stop], "count": len(vectors), "bad": bad,
-              "sha256": {"npy": _sha256(npy), "parquet": _sha256(parquet)}}
-    atomic_write_bytes(folder / f"{name}.json", json.dumps(marker).encode())
-
-
-def _read_shard(folder: Path, name: str) -> tuple[np.ndarray, gpd.GeoDataFrame, list] | None:
-    """A finished shard, or ``None`` when it is missing, partial or damaged."""
-    try:
-        marker = json.loads((folder / f"{name}.json").read_text())
-        npy = (folder / f"{name}.npy").read_bytes()
-        parquet = (folder / f"{name}.parquet").read_bytes()
-        if (_sha256(npy), _sha256(parquet)) != (marker["sha256"]["npy"],
-                                                marker["sha256"]["parquet"]):
-            return None
-        vectors = np.load(io.BytesIO(npy), allow_pickle=False)
-        frame = gpd.read_parquet(io.BytesIO(parquet))
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    if len(vectors) != marker["count"] or len(frame) != len(vectors):
-        return None
-    return vectors, frame, [tuple(b) for b in marker["bad"]]
-
-
-def _open_plan(work: Path, plan: dict[str, Any], restart: bool) -> int:
-    """Create or reuse the work folder; returns how many shard markers it already holds."""
-    plan_path = work / PLAN_FILE
-    if plan_path.is_file() and not restart:
-        try:
-            previous = json.loads(plan_path.read_text())
-        except json.JSONDecodeError:
-            previous = None
-        if previous != plan:
-            changed = sorted(k for k in plan if previous is None or previous.get(k) != plan[k])
-            raise ValueError(f"{work}: an interrupted build with other settings is here "
-                             f"(differs in {', '.join(changed)}); run the same command as "
-                             f"before to resume it, or pass --restart to discard it")
-        return len(list(work.glob("*.json"))) - 1
-    if work.exists():
-        shutil.rmtree(work)
-    work.mkdir(parents=True)
-    atomic_write_bytes(plan_path, json.dumps(plan, indent=2).encode())
-    return 0
 
 
 def build_index(
@@ -274,7 +173,7 @@ def build_index(
     started = time.perf_counter()
     archive, out = Path(archive).resolve(), Path(out)
     layout = detect_layout(archive) if layout == "auto" else layout
-    loaded = LoadedRun.load(run, variant=variant, device=device)
+    loaded = SceneRun.load(run, variant=variant, device=device)
     sensors = list(sensors or loaded.sensors)
     for sensor in sensors:
         loaded.check_sensor(sensor)
@@ -283,37 +182,16 @@ def build_index(
     plan = {"version": PLAN_VERSION, "archive": str(archive), "layout": layout,
             "split": split, "sensors": sensors, "run_fingerprint": loaded.fingerprint,
             "shard_size": shard_size, "rows": {s: len(d) for s, d in datasets.items()}}
-    work = work_folder(out)
-    found = _open_plan(work, plan, restart)
-    shards = [(s, i, range(start, min(start + shard_size, len(datasets[s]))))
-              for s in sensors for i, start in enumerate(range(0, len(datasets[s]), shard_size))]
-    summary = BuildSummary(out)
-    parts: list[tuple[np.ndarray, gpd.GeoDataFrame]] = []
-    columns = [TextColumn("[bold]indexing[/] {task.description}"), BarColumn(),
-               MofNCompleteColumn(), TimeRemainingColumn()]
-    with Progress(*columns, console=console, disable=not progress) as bar:
-        task = bar.add_task("scenes", total=sum(len(rows) for *_, rows in shards))
-        try:
-            for sensor, number, rows in shards:
-                name = f"{sensor}-{number:05d}"
-                shard = _read_shard(work, name) if found else None
-                if shard is None:
-                    bar.update(task, description=f"{sensor} shard {number + 1}")
-                    shard = embed_shard(loaded, datasets[sensor], sensor, rows, batch_size,
-                                        num_workers, strict, bar, task)
-                    _write_shard(work, name, *shard, rows)
-                    summary.shards_embedded += 1
-                else:
-                    bar.advance(task, len(rows))
-                    summary.shards_reused += 1
-                parts.append(shard[:2])
-                summary.bad_samples.extend(shard[2])
-        except KeyboardInterrupt:
-            console.print(f"[yellow]interrupted[/]: {summary.shards_embedded} new shard(s) "
-                          f"kept in {work}; run the same command again to resume")
-            raise
-    vectors = np.concatenate([p[0] for p in parts])  # (N, D or 2D)
-    metadata = gpd.GeoDataFrame(pd.concat([p[1] for p in parts], ignore_index=True),
+    built = embed_archive(
+        out, plan, plan_shards(datasets, shard_size),
+        lambda sensor, items: embed_scenes_batch(loaded, datasets[sensor], sensor, items,
+                                                 batch_size),
+        batch_size=batch_size, num_workers=num_workers, strict=strict, restart=restart,
+        read_frame=gpd.read_parquet, progress=progress, console=console)
+    summary = BuildSummary(out, bad_samples=built.bad_samples, shards_reused=built.reused,
+                           shards_embedded=built.embedded)
+    vectors = built.vectors  # (N, D or 2D)
+    metadata = gpd.GeoDataFrame(pd.concat(built.frames, ignore_index=True),
                                 geometry="geometry", crs="EPSG:4326")
     if len(vectors) == 0:
         raise SceneError(f"{archive}: no readable scene to index ({len(summary.bad_samples)} "
@@ -332,7 +210,7 @@ def build_index(
         "scenes": summary.scenes, "bad_samples": len(summary.bad_samples),
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
     index.save(out)
-    shutil.rmtree(work, ignore_errors=True)
+    built.discard()
     summary.kind, summary.seconds = index.built["kind"], time.perf_counter() - started
     if progress:
         _print_summary(summary, index)
@@ -420,22 +298,9 @@ def main(argv: list[str] | None = None) -> Any:
                        strict=args.strict, restart=args.restart, device=args.device)
 
 
-def run_cli(entry: Callable[[], Any]) -> None:
-    """Run a ``python -m`` entry point: bad input ends with a one-line error (exit 2).
-
-    Args:
-        entry: The command's ``main``, reading ``sys.argv``.
-    """
-    try:
-        entry()
-    except (IndexLoadError, SceneError, FileNotFoundError, ValueError) as error:
-        console.print(f"[red]error:[/] {error}")
-        raise SystemExit(2) from None
-
-
 def cli() -> None:
     """``python -m`` entry point: bad input ends with a one-line error, not a traceback."""
-    run_cli(main)
+    run_cli(main, console)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ from core.retrieval import EmbeddingIndex, IndexLoadError
 from domains.remote_sensing.datamodule import open_dataset
 from domains.remote_sensing.index import INDEX_TYPE
 from domains.remote_sensing.render import render_scene
-from domains.remote_sensing.run_model import LoadedRun
+from domains.remote_sensing.run_model import SceneRun
 
 SENSOR_CHOICES = ("s2", "s1", "any")
 EARTH_RADIUS_KM = 6371.0088
@@ -120,7 +120,7 @@ class SceneIndex:
         self.index, self.folder, self.info, self.device = index, folder, info, device
         self.run_folder = Path(run) if run is not None else Path(info["run"])
         self.archive = Path(archive) if archive is not None else Path(info["archive"])
-        self._run: LoadedRun | None = None
+        self._run: SceneRun | None = None
         self._datasets: dict[str, Any] = {}
         metadata = index.metadata
         self._sensor = metadata["sensor"].to_numpy()
@@ -154,10 +154,10 @@ class SceneIndex:
         return self.index.metadata
 
     @property
-    def run(self) -> LoadedRun:
+    def run(self) -> SceneRun:
         """The model that embeds queries (loaded on first use, checked against the index)."""
         if self._run is None:
-            loaded = LoadedRun.load(self.run_folder, self.info.get("variant", "main"),
+            loaded = SceneRun.load(self.run_folder, self.info.get("variant", "main"),
                                     self.device)
             if loaded.fingerprint != self.info["run_fingerprint"]:
                 raise ValueError(f"{loaded.folder}: these weights differ from the ones that "

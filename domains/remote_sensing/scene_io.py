@@ -17,12 +17,13 @@ from rasterio.enums import Resampling
 from rasterio.warp import transform as transform_points
 from rasterio.warp import transform_bounds
 
+from core.data import SampleError
 from domains.remote_sensing import cards
 
 MIN_VALID_FRACTION = 0.5
 
 
-class SceneError(ValueError):
+class SceneError(SampleError):
     """A scene file that cannot be used; the message names the file and the problem."""
 
 

@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from core.atomic import atomic_write_bytes
-from domains.remote_sensing.index import run_cli
+from core.cli import run_cli
 from domains.remote_sensing.scene_index import SENSOR_CHOICES, SceneIndex
 
 console = Console()
@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> gpd.GeoDataFrame:
 
 def cli() -> None:
     """``python -m`` entry point: bad input ends with a one-line error, not a traceback."""
-    run_cli(main)
+    run_cli(main, console)
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ import pandas as pd
 import rasterio
 
 from domains.remote_sensing import cards
-from domains.remote_sensing.scene_dataset import READ_ERRORS, SceneDataset, fraction_columns
+from domains.remote_sensing.scene_dataset import READ_ERRORS, SceneDataset
 from domains.remote_sensing.scene_io import SceneError, read_scene, scene_lon_lat
 
 
@@ -118,8 +118,8 @@ class SEN12MS(SceneDataset):
             pair = name.replace("_s2_", "_").removesuffix(".tif")
             rows.append({"path": str(path), "id": path.stem, "pair_id": pair,
                          "labels": labels, "season": name.split("_")[1],
-                         **dict(zip(fraction_columns(), fractions.tolist(), strict=True))})
-        columns = ["path", "id", "pair_id", "labels", "season", *fraction_columns()]
+                         **dict(zip(cards.fraction_columns(), fractions.tolist(), strict=True))})
+        columns = ["path", "id", "pair_id", "labels", "season", *cards.fraction_columns()]
         return pd.DataFrame(rows, columns=columns)
 
     def _fractions_of(self, lc: Path) -> np.ndarray:

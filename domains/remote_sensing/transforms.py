@@ -1,52 +1,50 @@
-"""Dictionary transforms for scene samples (MONAI style): normalisation and augmentation."""
+"""Sentinel-1/2 dictionary transforms: band standardisation and caption augmentation.
+
+The generic transforms (per-channel standardisation, resizing, flips) are in
+:mod:`core.transforms`; this module adds the sensors' statistics (from the dataset
+cards) and the area-weighted caption rewriting. Training (the data module) and
+inference (:class:`~domains.remote_sensing.run_model.SceneRun`) both normalise through
+:func:`normaliser`, so a model sees scenes exactly as in training.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 import torch
 
-
-class NormalizeBands:
-    """Standardise ``sample["image"]`` per band: ``(x / scale - mean) / std``; NaN (nodata) -> 0.
-
-    Args:
-        mean: Per-band mean (after dividing by ``scale``).
-        std: Per-band standard deviation.
-        scale: Divisor applied first (10000 for Sentinel-2 digital numbers, 1 for dB).
-    """
-
-    def __init__(self, mean: np.ndarray, std: np.ndarray, scale: float = 1.0) -> None:
-        self.mean = torch.as_tensor(mean, dtype=torch.float32)[:, None, None]  # (C, 1, 1)
-        self.std = torch.as_tensor(std, dtype=torch.float32)[:, None, None]  # (C, 1, 1)
-        self.scale = scale
-
-    def __call__(self, sample: dict[str, Any]) -> dict[str, Any]:
-        """Return the sample with its image standardised."""
-        image = (sample["image"].float() / self.scale - self.mean) / self.std  # (C, H, W)
-        return {**sample, "image": torch.nan_to_num(image, nan=0.0, posinf=0.0, neginf=0.0)}
+from core.data import multi_hot
+from core.transforms import NormalizeChannels
+from domains.remote_sensing import cards
 
 
-class RandomFlipRotate:
-    """Random horizontal/vertical flips and 90-degree rotations of ``sample["image"]``.
+def normaliser(sensor: str, bands: Sequence[str]) -> NormalizeChannels:
+    """The standardisation of a sensor's bands: S2 / 10000 then per-band mean/std, S1 dB.
 
     Args:
-        seed: Seed of the transform's own generator (reproducible augmentation).
+        sensor: ``"s2"`` or ``"s1"``.
+        bands: The bands, in the model's order.
+
+    Returns:
+        A dictionary transform of ``sample["image"]``.
     """
+    mean, std = cards.normalisation(sensor, list(bands))
+    return NormalizeChannels(mean, std, scale=10000.0 if sensor == "s2" else 1.0)
 
-    def __init__(self, seed: int = 0) -> None:
-        self.generator = torch.Generator().manual_seed(seed)
 
-    def __call__(self, sample: dict[str, Any]) -> dict[str, Any]:
-        """Return the sample with a random dihedral transform applied to its image."""
-        image = sample["image"]  # (C, H, W)
-        flip, turns = torch.randint(0, 2, (1,), generator=self.generator), torch.randint(
-            0, 4, (1,), generator=self.generator)
-        if flip.item():
-            image = image.flip(-1)
-        image = torch.rot90(image, int(turns.item()), dims=(-2, -1))
-        return {**sample, "image": image.contiguous()}
+def sensor_bands(extra: dict[str, Any]) -> dict[str, list[str]]:
+    """Band order per sensor from a model config's ``extra.sensors`` (card order if absent).
+
+    Args:
+        extra: The model config's ``extra`` mapping.
+
+    Returns:
+        ``{"s2": [...], "s1": [...]}``.
+    """
+    sensors = extra.get("sensors", {})
+    return {"s2": list(sensors.get("s2", {}).get("bands") or cards.s2_bands("L1C")),
+            "s1": list(sensors.get("s1", {}).get("bands") or cards.s1_bands())}
 
 
 class AreaWeightedCaptions:
@@ -68,8 +66,6 @@ class AreaWeightedCaptions:
 
     def __init__(self, p: float = 0.5, min_fraction: float = 0.05, max_fraction: float = 0.5,
                  seed: int = 0) -> None:
-        from domains.remote_sensing import cards
-
         self.p, self.low, self.high = p, min_fraction, max_fraction
         self.classes = cards.land_cover_classes()
         self.vocabulary = cards.label_vocabulary()
@@ -87,21 +83,6 @@ class AreaWeightedCaptions:
         largest = self.classes[int(fractions.argmax())]
         kept = [n for n in names if n not in self.classes or n == largest
                 or fractions[self.classes.index(n)] >= threshold]
-        label = torch.zeros(len(self.vocabulary))
-        for name in kept:
-            label[self.vocabulary.index(name)] = 1.0
-        return {**sample, "caption": self.caption_for(kept), "label": label,
+        return {**sample, "caption": self.caption_for(kept),
+                "label": multi_hot(kept, self.vocabulary),
                 "label_names": "; ".join(kept)}
-
-
-class Compose:
-    """Apply dictionary transforms in order."""
-
-    def __init__(self, *transforms: Any) -> None:
-        self.transforms = [t for t in transforms if t is not None]
-
-    def __call__(self, sample: dict[str, Any]) -> dict[str, Any]:
-        """Return the transformed sample."""
-        for transform in self.transforms:
-            sample = transform(sample)
-        return sample

@@ -11,28 +11,42 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from core import runs
 from core.model import ModelConfig
 from core.registry import get_model_config
+from domains.remote_sensing.transforms import sensor_bands
 
 RGB_BANDS = ["B04", "B03", "B02"]
 COMPANIONS = ("rgb", "s1_alone", "geo")
 
 
 @dataclass
-class Variant:
-    """One model trained in a run.
+class Variant(runs.Variant):
+    """One model trained in a run (see :class:`core.runs.Variant`).
 
     Attributes:
-        name: ``main`` or a companion name.
-        config: Its model configuration.
         sensors: Sensors whose mini-batches it trains on (``s2``, ``s1``).
         s2_bands: Sentinel-2 bands it reads (``None``: all 13).
     """
 
-    name: str
-    config: ModelConfig
     sensors: list[str] = field(default_factory=lambda: ["s2", "s1"])
     s2_bands: list[str] | None = None
+
+    @property
+    def bands(self) -> dict[str, list[str]]:
+        """Band order per sensor (the model config's, ``s2_bands`` for S2 when set)."""
+        bands = sensor_bands(self.config.extra)
+        if self.s2_bands:
+            bands["s2"] = list(self.s2_bands)
+        return bands
+
+    @property
+    def image_size(self) -> int | None:
+        """The sensor towers' common input side (``None``: any size)."""
+        sizes = {self.config.towers[s].get("img_size") for s in self.sensors}
+        if len(sizes) > 1:
+            raise ValueError(f"{self.config.name}: sensor towers differ in img_size {sizes}")
+        return sizes.pop()
 
 
 def _keep_towers(config: ModelConfig, towers: list[str]) -> ModelConfig:

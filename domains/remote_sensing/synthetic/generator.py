@@ -87,8 +87,8 @@ def simulate_surface(rng: np.random.Generator, size: int) -> tuple[np.ndarray, d
         "event": event["name"] if event is not None else "",
         "labels": labels + crisis, "crisis_tags": crisis,
         "caption": cards.caption_for(labels + crisis),
-        **{f"frac_{c.replace(' ', '_')}": float(f)
-           for c, f in zip(classes, fractions, strict=True)},
+        **{column: float(f)
+           for column, f in zip(cards.fraction_columns(), fractions, strict=True)},
     }
     return surface, meta
 

@@ -1,0 +1,191 @@
+"""Run folders: training the variants of a run, and the tables of its report and summary.
+
+A domain's ``train`` command trains a main model and the companions its report compares
+against (same data, same seed), each into its own folder of one run::
+
+    RUN/                      main model: model.safetensors, config.json, trained.json
+    RUN/companions/<name>/    one folder per companion, the same files
+    RUN/checkpoints/<name>/   Lightning checkpoints (safetensors, resumable)
+    RUN/logs/<name>/          metrics.csv (training curves)
+
+:func:`train_variant` is that loop body for any domain; the report helpers
+(:func:`metric`, :func:`relative_change`, :func:`markdown_table`, :func:`summary_table`)
+render figures and claims the same way in every domain's ``report.md`` and console
+summary. What this adds on top of Lightning: the folder layout, resumption from the last
+checkpoint, a marker written only once the weights are saved, quiet logs.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from core.atomic import atomic_write_bytes
+from core.checkpoint import save_run, variant_folder
+from core.lightning_io import SafetensorsCheckpointIO
+from core.model import ContrastiveModel, ModelConfig
+from core.training import ContrastiveTask
+
+console = Console()
+DONE_FILE = "trained.json"
+QUIET_WARNINGS = (".*LeafSpec.*", ".*module\\(s\\) in eval mode.*",  # frozen text tower
+                  ".*smaller than the logging interval.*", ".*litlogger.*")
+
+
+@dataclass
+class Variant:
+    """One model trained in a run.
+
+    Attributes:
+        name: ``main`` or a companion's name.
+        config: Its model configuration.
+    """
+
+    name: str
+    config: ModelConfig
+
+
+def quiet_lightning() -> None:
+    """Hide Lightning's tips and known-harmless warnings so the progress bar stays readable."""
+    for pattern in QUIET_WARNINGS:
+        warnings.filterwarnings("ignore", message=pattern)
+    for name in ("lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def train_variant(variant: Variant, out: Path, datamodule: L.LightningDataModule, *,
+                  trainer: Mapping[str, Any], seed: int, loss: Any, optimizer: Any,
+                  input_map: dict[str, dict[str, str]], saved: Mapping[str, Any],
+                  title: str = "") -> tuple[Path, ContrastiveModel | None]:
+    """Train one variant (resuming from its last checkpoint if any) and save its folder.
+
+    Args:
+        variant: What to train.
+        out: The run folder.
+        datamodule: The variant's training data.
+        trainer: Keyword arguments of ``lightning.Trainer`` (devices, max_epochs...).
+        seed: Seed of weights, shuffling and augmentation.
+        loss: The loss spec (see :class:`core.losses.PairwiseLoss`).
+        optimizer: Optimiser settings (see :class:`core.training.OptimizerConfig`).
+        input_map: Mini-batch name -> {tower: batch field}.
+        saved: Extra entries of the saved ``config.json`` (the run config, data options).
+        title: What the progress rule says is being trained.
+
+    Returns:
+        The variant's folder and the trained model (``None`` when an earlier, resumed,
+        invocation had already trained it).
+    """
+    folder = variant_folder(out, variant.name)
+    if (folder / DONE_FILE).is_file():
+        console.print(f"[green]✓[/] {variant.name}: already trained ({folder}), skipping")
+        return folder, None
+    L.seed_everything(seed, workers=True, verbose=False)
+    model = ContrastiveModel(variant.config)
+    task = ContrastiveTask(model, loss=loss, optimizer=optimizer, input_map=input_map)
+    checkpoints = out / "checkpoints" / variant.name
+    last = checkpoints / "last.ckpt"
+    from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
+    from lightning.pytorch.loggers import CSVLogger
+
+    fit = L.Trainer(
+        **trainer, default_root_dir=out, enable_model_summary=False,
+        logger=CSVLogger(out / "logs", name=variant.name, version=""),
+        plugins=[SafetensorsCheckpointIO()],
+        callbacks=[RichProgressBar(),
+                   ModelCheckpoint(dirpath=checkpoints, save_last=True, save_top_k=0)],
+    )
+    console.rule(f"[bold]{variant.name}[/]: {title or variant.config.name}")
+    started = time.perf_counter()
+    fit.fit(task, datamodule, ckpt_path=last if last.is_file() else None)
+    seconds = time.perf_counter() - started
+    save_run(model, folder, extra={"variant": variant.name, **saved})
+    record = {"seconds": round(seconds, 1), "steps": fit.global_step,
+              "epochs": fit.current_epoch}
+    atomic_write_bytes(folder / DONE_FILE, yaml.safe_dump(record).encode())
+    return folder, model
+
+
+# -- report and summary tables ------------------------------------------------------------------
+
+
+def metric(tree: Mapping[str, Any], *path: str) -> float | None:
+    """The number at ``path`` in nested metrics, or ``None`` when absent."""
+    node: Any = tree
+    for key in path:
+        if not isinstance(node, Mapping) or key not in node:
+            return None
+        node = node[key]
+    return node if isinstance(node, float | int) and not isinstance(node, bool) else None
+
+
+def relative_change(value: float | None, baseline: float | None) -> float | None:
+    """``value / baseline - 1``, or ``None`` when either is missing or the baseline is 0."""
+    if value is None or baseline is None or baseline == 0:
+        return None
+    return value / baseline - 1
+
+
+def fmt(value: Any) -> str:
+    """A figure for a table: 3 decimals, yes/no, — for missing."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return "—" if value is None else str(value)
+
+
+def pct(value: float | None) -> str:
+    """A relative change as a signed percentage (— for missing)."""
+    return "—" if value is None else f"{value:+.1%}"
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
+    """Lines of a markdown table; cells are formatted with :func:`fmt`."""
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    lines += ["| " + " | ".join(fmt(cell) for cell in row) + " |" for row in rows]
+    return lines
+
+
+def claim_figures(claim: Mapping[str, Any]) -> str:
+    """A claim's figures on one line (relative changes as percentages)."""
+    return "; ".join(f"{k} {pct(v) if 'relative' in k else fmt(v)}"
+                     for k, v in claim.items() if k != "holds")
+
+
+def claim_gain(claim: Mapping[str, Any]) -> float | None:
+    """The first relative change a claim records (its headline gain)."""
+    return next((v for k, v in claim.items() if "relative" in k), None)
+
+
+def summary_table(title: str, figures: Mapping[str, Any], claims: Mapping[str, Any],
+                  targets: Mapping[str, float]) -> Table:
+    """The console summary: headline figures beside their targets, claims held or not."""
+    table = Table(title=title)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    table.add_column("target", justify="right")
+    for key, value in figures.items():
+        table.add_row(key, fmt(value), fmt(targets.get(key)))
+    for name, claim in claims.items():
+        table.add_row(name, pct(claim_gain(claim)),
+                      "holds" if claim["holds"] else "does not hold")
+    return table
+
+
+def print_bad_samples(bad: Sequence[tuple[str, str]], shown: int = 3) -> None:
+    """Say how many samples a run skipped, and the first few with their problems."""
+    if not bad:
+        return
+    console.print(f"[yellow]{len(bad)} bad sample(s) skipped[/] (listed in metrics.json):")
+    for path, problem in bad[:shown]:
+        console.print(f"  {path}: {problem}" if not problem.startswith(path) else f"  {problem}")

@@ -1,0 +1,83 @@
+"""The archive layouts a scene loader reads, in one table: detect a folder's, open a split.
+
+Used by training (the data module), evaluation, the archive index and the command lines,
+so a layout is named, detected and opened the same way everywhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from core.data import BadSampleLog
+from domains.remote_sensing import cards
+from domains.remote_sensing.bigearthnet import BigEarthNetV2
+from domains.remote_sensing.crisislandmark import CrisisLandMark
+from domains.remote_sensing.scene_dataset import SceneDataset
+from domains.remote_sensing.scene_folder import METADATA_NAMES, SceneFolder
+from domains.remote_sensing.sen12ms import SEN12MS
+
+#: Layout name -> loader class. ``synthetic`` and ``folder`` are both a scene folder (a
+#: metadata table + GeoTIFFs); the others are the real archives' own layouts (see
+#: docs/remote_sensing_data.md).
+LOADERS: dict[str, type[SceneDataset]] = {
+    "synthetic": SceneFolder, "crisislandmark": CrisisLandMark, "bigearthnet": BigEarthNetV2,
+    "sen12ms": SEN12MS, "folder": SceneFolder,
+}
+LAYOUTS = tuple(LOADERS)
+
+
+def detect_layout(root: str | Path) -> str:
+    """The layout of an archive folder, from the files its loader needs.
+
+    Raises:
+        FileNotFoundError: Naming the folder when it matches no known layout.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: archive folder not found")
+    if (root / cards.card("crisislandmark")["h5_file"]).is_file():
+        return "crisislandmark"
+    if any((root / f).is_dir() for f in cards.card("bigearthnet")["folders"].values()):
+        return "bigearthnet"
+    if any(root.glob("*_list.txt")):
+        return "sen12ms"
+    if any((root / name).is_file() for name in METADATA_NAMES):
+        return "folder"
+    raise FileNotFoundError(f"{root}: not a known archive layout (no metadata table, "
+                            f"crisislandmark.h5, BigEarthNet-S1/S2 or SEN12MS split lists); "
+                            f"pass the layout explicitly, one of {', '.join(LAYOUTS)}")
+
+
+def open_dataset(root: str | Path, layout: str, sensor: str, split: str | None,
+                 bands: Sequence[str] | None = None, transforms: Any = None,
+                 strict: bool = False, preload: bool | None = None,
+                 bad_sample_log: BadSampleLog | None = None) -> SceneDataset:
+    """Open one sensor's scenes of an archive in any supported layout.
+
+    Args:
+        root: Archive folder.
+        layout: One of :data:`LAYOUTS`.
+        sensor: ``"s2"`` or ``"s1"``.
+        split: ``"train"``, ``"val"``, ``"test"`` or ``None`` for all.
+        bands: Band subset.
+        transforms: Dictionary transform.
+        strict: Raise on bad files instead of skipping them.
+        preload: Read and check every scene when opening (``None``: the loader's default —
+            yes for scene folders, no for the large real archives).
+        bad_sample_log: Where DataLoader workers record the scenes they skip.
+
+    Returns:
+        A dataset of sample dicts.
+    """
+    if layout not in LOADERS:
+        raise ValueError(f"unknown layout {layout!r}; known: {', '.join(LAYOUTS)}")
+    options = {} if preload is None else {"preload": preload}
+    dataset = LOADERS[layout](root, sensor=sensor, split=split, bands=bands,
+                              transforms=transforms, strict=strict, **options)
+    dataset.bad_sample_log = bad_sample_log
+    if bad_sample_log is not None:  # found while opening (preload), before the log was set
+        for path, problem in dataset.bad_samples:
+            bad_sample_log.record(path, problem)
+    return dataset
