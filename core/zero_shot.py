@@ -60,6 +60,58 @@ def build_zero_shot_classifier(
     return F.normalize(classifier, dim=1).T.contiguous()  # (D, C)
 
 
+class PromptClassifier:
+    """Zero-shot classes from prompts, for any vocabulary: what every domain's classifier uses.
+
+    Class embeddings (:func:`build_zero_shot_classifier`) are cached per (classes,
+    templates, synonyms), so asking again with the same vocabulary embeds no prompt.
+
+    Args:
+        model: The contrastive model (its text tower embeds the prompts).
+        modality: The text tower's name.
+    """
+
+    def __init__(self, model: ContrastiveModel, modality: str = "text") -> None:
+        self.model = model
+        self.modality = modality
+        self._classifiers: dict[tuple, torch.Tensor] = {}
+
+    def class_embeddings(self, classes: Sequence[str], templates: Sequence[str],
+                         synonyms: Mapping[str, Sequence[str]] | None = None) -> torch.Tensor:
+        """(D, C) normalised class embeddings on the CPU (cached)."""
+        synonyms = synonyms or {}
+        key = (tuple(classes), tuple(templates),
+               tuple(tuple(synonyms.get(c, ())) for c in classes))
+        if key not in self._classifiers:
+            self._classifiers[key] = build_zero_shot_classifier(
+                self.model, list(classes), list(templates), synonyms,
+                modality=self.modality).float().cpu()  # (D, C)
+        return self._classifiers[key]
+
+    @torch.no_grad()
+    def scores(self, features: torch.Tensor, classes: Sequence[str], templates: Sequence[str],
+               synonyms: Mapping[str, Sequence[str]] | None = None,
+               multi_label: bool = False) -> torch.Tensor:
+        """Class probabilities (softmax of ``logit_scale x cosine``) or cosine scores.
+
+        Args:
+            features: (N, D) normalised embeddings on the CPU.
+            classes: The C class names (distinct).
+            templates: Prompt templates with one ``{}``.
+            synonyms: Extra names per class.
+            multi_label: Independent per-class cosine similarities instead of probabilities.
+
+        Returns:
+            (N, C) scores; probabilities sum to one per row.
+        """
+        if not classes or len(set(classes)) != len(classes):
+            raise ValueError(f"classes must be distinct names, at least one; got {list(classes)}")
+        cosine = features @ self.class_embeddings(classes, templates, synonyms)  # (N, C)
+        if multi_label:
+            return cosine
+        return (float(self.model.scale().detach()) * cosine).softmax(dim=1)  # (N, C)
+
+
 def zero_shot_logits(
     features: torch.Tensor, classifier: torch.Tensor, logit_scale: torch.Tensor | float = 100.0
 ) -> torch.Tensor:

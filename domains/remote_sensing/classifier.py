@@ -6,7 +6,9 @@
 
 Each class becomes the mean text embedding of its names x prompt templates (open_clip's
 (D, C) classifier); a scene's probabilities are the softmax over classes of
-``logit_scale x cosine``. Reading, normalising, tiling and batching are
+``logit_scale x cosine`` (:class:`core.zero_shot.PromptClassifier`). This module adds
+what is about scenes: sensor detection, band checks, class synonyms from the cards.
+Reading, normalising, tiling and batching are
 :class:`~domains.remote_sensing.run_model.SceneRun`'s, so scenes are seen as in training.
 """
 
@@ -14,14 +16,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 import rasterio
 import torch
 
-from core.zero_shot import build_zero_shot_classifier
+from core.zero_shot import PromptClassifier
 from domains.remote_sensing import cards
 from domains.remote_sensing.run_model import SceneRun
 from domains.remote_sensing.scene_io import SceneError, read_scene
@@ -113,7 +114,7 @@ class LandCoverClassifier:
         self.templates = list(templates or cards.zero_shot_templates())
         self.synonyms = {k: list(v) for k, v in (synonyms or {}).items()}
         self.batch_size = batch_size
-        self._classifiers: dict[tuple[Any, ...], torch.Tensor] = {}
+        self.head = PromptClassifier(run.model)
 
     @classmethod
     def from_run(cls, run: str | Path, variant: str = "main", device: str | torch.device = "cpu",
@@ -140,13 +141,8 @@ class LandCoverClassifier:
     def class_embeddings(self, classes: Sequence[str], templates: Sequence[str] | None = None,
                          synonyms: Mapping[str, Sequence[str]] | None = None) -> torch.Tensor:
         """(D, C) normalised class embeddings, cached per (classes, templates, synonyms)."""
-        templates = list(templates or self.templates)
         extra = default_synonyms(classes, {**self.synonyms, **(synonyms or {})})
-        key = (tuple(classes), tuple(templates), tuple(tuple(extra[c]) for c in classes))
-        if key not in self._classifiers:
-            self._classifiers[key] = build_zero_shot_classifier(
-                self.run.model, list(classes), templates, extra).float().cpu()  # (D, C)
-        return self._classifiers[key]
+        return self.head.class_embeddings(classes, list(templates or self.templates), extra)
 
     def detect_sensor(self, name: str, count: int, descriptions: Sequence[str | None] = ()) -> str:
         """The sensor of a scene from its band descriptions, else its band count.
@@ -275,11 +271,10 @@ class LandCoverClassifier:
         classes = list(cards.land_cover_classes() if classes is None else classes)
         if not classes or len(set(classes)) != len(classes):
             raise ValueError(f"classes must be distinct names, at least one; got {classes}")
-        weights = self.class_embeddings(classes, templates, synonyms)  # (D, C)
         features, names, sensors = self.embed(scenes, sensor, batch_size)  # (N, D)
-        cosine = features @ weights  # (N, C)
-        values = cosine if multi_label \
-            else (float(self.run.model.scale().detach()) * cosine).softmax(dim=1)  # (N, C)
+        extra = default_synonyms(classes, {**self.synonyms, **(synonyms or {})})
+        values = self.head.scores(features, classes, list(templates or self.templates), extra,
+                                  multi_label)  # (N, C)
         frame = pd.DataFrame(values.numpy(), index=pd.Index(names, name="scene"),
                              columns=pd.Index(classes, name="class"))
         frame.attrs.update(sensors=sensors, multi_label=multi_label)

@@ -16,10 +16,10 @@ import yaml
 
 from core.registry import deep_merge
 from core.resources import load_yaml, resource_dir
+from domains.remote_sensing.archives import LAYOUTS
 
 DEFAULT_RUN = "remote_sensing/train-default.yaml"
 MODEL_FAMILIES = ("closp", "geoclosp")
-LAYOUTS = ("synthetic", "crisislandmark", "bigearthnet", "sen12ms", "folder")
 
 
 def default_config_path() -> Path:

@@ -26,7 +26,7 @@ from shapely.geometry import box
 
 from core.plots import GalleryItem, plot_gallery
 from core.retrieval import EmbeddingIndex, IndexLoadError
-from domains.remote_sensing.datamodule import open_dataset
+from domains.remote_sensing.archives import open_dataset
 from domains.remote_sensing.index import INDEX_TYPE
 from domains.remote_sensing.render import render_scene
 from domains.remote_sensing.run_model import SceneRun
