@@ -55,6 +55,18 @@ class Variant:
     config: ModelConfig
 
 
+def is_global_zero() -> bool:
+    """Whether this process is rank 0 of a (possibly distributed) run.
+
+    Lightning's DDP launcher starts the other ranks by running the same command again;
+    they train every variant in step with rank 0 (each ``fit`` is a collective) and
+    leave saving, evaluation and the report to rank 0.
+    """
+    from lightning.pytorch.utilities.rank_zero import rank_zero_only
+
+    return getattr(rank_zero_only, "rank", 0) == 0
+
+
 def quiet_lightning() -> None:
     """Hide Lightning's tips and known-harmless warnings so the progress bar stays readable."""
     for pattern in QUIET_WARNINGS:
@@ -83,7 +95,7 @@ def train_variant(variant: Variant, out: Path, datamodule: L.LightningDataModule
 
     Returns:
         The variant's folder and the trained model (``None`` when an earlier, resumed,
-        invocation had already trained it).
+        invocation had already trained it, and on ranks other than 0, which save nothing).
     """
     folder = variant_folder(out, variant.name)
     if (folder / DONE_FILE).is_file():
@@ -108,6 +120,8 @@ def train_variant(variant: Variant, out: Path, datamodule: L.LightningDataModule
     started = time.perf_counter()
     fit.fit(task, datamodule, ckpt_path=last if last.is_file() else None)
     seconds = time.perf_counter() - started
+    if not fit.is_global_zero:  # DDP: rank 0 holds the same weights and saves them
+        return folder, None
     save_run(model, folder, extra={"variant": variant.name, **saved})
     record = {"seconds": round(seconds, 1), "steps": fit.global_step,
               "epochs": fit.current_epoch}

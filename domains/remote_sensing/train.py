@@ -20,7 +20,7 @@ from core.atomic import atomic_write_bytes
 from core.checkpoint import load_run
 from core.cli import run_cli
 from core.model import ContrastiveModel
-from core.runs import quiet_lightning
+from core.runs import is_global_zero, quiet_lightning
 from core.runs import train_variant as train_model
 from domains.remote_sensing.datamodule import CLOSPDataModule
 from domains.remote_sensing.run_config import build_parser, resolve_run_config
@@ -45,7 +45,7 @@ def datamodule_for(variant: Variant, config: dict[str, Any], root: Path,
                            s2_bands=bands["s2"], s1_bands=bands["s1"],
                            batch_size=data["batch_size"], num_workers=data["num_workers"],
                            seed=config["seed"], caption_augment=data.get("caption_augment", 0.5),
-                           image_size=variant.image_size,
+                           image_size=variant.image_size, preload=data.get("preload"),
                            bad_sample_log=out / "logs" / BAD_SAMPLE_LOG if out else None)
 
 
@@ -97,6 +97,8 @@ def main(argv: list[str] | None = None) -> Path:
                               overrides={"loss": config["loss"]})
     folders = {v.name: train_variant(v, config, root, out)[0] for v in variants}
     training_seconds = time.perf_counter() - started
+    if not is_global_zero():  # DDP: the other ranks only train; rank 0 evaluates
+        return out
     from domains.remote_sensing.evaluate import evaluate_variants
 
     models = {name: load_run(folder) for name, folder in folders.items()}
