@@ -16,6 +16,8 @@ from core.towers import (
     LocationTowerConfig,
     TextTower,
     TextTowerConfig,
+    list_towers,
+    register_tower,
 )
 from core.zero_shot import build_zero_shot_classifier, positive_negative_scores
 
@@ -34,8 +36,10 @@ __all__ = [
     "create_model",
     "get_model_config",
     "list_models",
+    "list_towers",
     "load_run",
     "positive_negative_scores",
+    "register_tower",
     "save_run",
     "siglip_loss",
     "soft_target_loss",

@@ -11,20 +11,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from core.towers import (
-    ImageTower,
-    ImageTowerConfig,
-    LocationTower,
-    LocationTowerConfig,
-    TextTower,
-    TextTowerConfig,
-)
+from core.towers import build_tower
 
-TOWER_TYPES: dict[str, tuple[type, type]] = {
-    "image": (ImageTower, ImageTowerConfig),
-    "text": (TextTower, TextTowerConfig),
-    "location": (LocationTower, LocationTowerConfig),
-}
+__all__ = ["ContrastiveModel", "ModelConfig", "build_tower"]
+
+SIGLIP_INIT_TEMPERATURE = 0.1
+"""SigLIP's initial temperature: logit scale 10 (Zhai et al. 2023; open_clip)."""
+SIGLIP_INIT_LOGIT_BIAS = -10.0
+"""SigLIP's initial logit bias, so that the many negatives start with a small loss."""
 
 
 @dataclass
@@ -33,12 +27,17 @@ class ModelConfig:
 
     Attributes:
         name: The model's registry name.
-        towers: Tower name -> ``{"type": "image"|"text"|"location", **tower config}``.
+        towers: Tower name -> ``{"type": <registered tower type>, **tower config}``
+            (``image``, ``text``, ``location`` or a type added with ``core.register_tower``).
         pairs: The aligned tower pairs, e.g. ``[["s2", "text"], ["s1", "text"]]``.
         init_temperature: Initial softmax temperature (logit scale = 1 / temperature).
         learn_temperature: Whether the temperature is a trained parameter.
         init_logit_bias: Initial logit bias for the sigmoid loss (``None``: no bias).
-        loss: Default loss spec for training (see ``core.losses.PairwiseLoss``).
+        max_logit_scale: Upper bound of the logit scale exp(s); training clamps the
+            parameter s to [0, log(max_logit_scale)] after every optimiser step.
+        loss: Default loss spec for training (see ``core.losses.PairwiseLoss``). With
+            ``{"type": "siglip"}`` and no explicit ``init_logit_bias``, the config takes
+            SigLIP's initialisation: temperature 0.1 (scale 10) and bias -10.
         description: One line for ``list_models``.
         extra: Free-form metadata kept with the config (e.g. band names).
     """
@@ -49,9 +48,20 @@ class ModelConfig:
     init_temperature: float = 0.07
     learn_temperature: bool = True
     init_logit_bias: float | None = None
+    max_logit_scale: float = 100.0
     loss: dict[str, Any] = field(default_factory=lambda: {"type": "clip"})
     description: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        """Validate the temperature bounds and apply SigLIP's initialisation."""
+        if self.max_logit_scale < 1.0:
+            raise ValueError(f"max_logit_scale must be >= 1, got {self.max_logit_scale}")
+        if self.init_temperature <= 0:
+            raise ValueError(f"init_temperature must be > 0, got {self.init_temperature}")
+        if self.loss.get("type") == "siglip" and self.init_logit_bias is None:
+            self.init_temperature = SIGLIP_INIT_TEMPERATURE
+            self.init_logit_bias = SIGLIP_INIT_LOGIT_BIAS
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
@@ -66,28 +76,6 @@ class ModelConfig:
     def to_dict(self) -> dict[str, Any]:
         """The config as a JSON-serialisable dict."""
         return asdict(self)
-
-
-def build_tower(name: str, spec: dict[str, Any]) -> nn.Module:
-    """Build one tower from ``{"type": ..., **config}``.
-
-    Args:
-        name: The tower's name (for error messages).
-        spec: The tower spec.
-
-    Returns:
-        The tower module.
-    """
-    spec = dict(spec)
-    kind = spec.pop("type", None)
-    if kind not in TOWER_TYPES:
-        raise ValueError(f"tower {name!r}: type must be one of {sorted(TOWER_TYPES)}, got {kind!r}")
-    tower_cls, config_cls = TOWER_TYPES[kind]
-    known = set(config_cls.__dataclass_fields__)
-    unknown = sorted(set(spec) - known)
-    if unknown:
-        raise ValueError(f"tower {name!r} ({kind}): unknown keys {unknown}; known: {sorted(known)}")
-    return tower_cls(config_cls(**spec))
 
 
 class ContrastiveModel(nn.Module):
@@ -127,8 +115,17 @@ class ContrastiveModel(nn.Module):
         return next(iter(self.towers.values())).output_dim
 
     def scale(self) -> torch.Tensor:
-        """The logit scale exp(s), clamped to at most 100 as in CLIP."""
-        return self.logit_scale.exp().clamp(max=100.0)
+        """The logit scale exp(s) (a 0-d tensor with gradient).
+
+        Not clamped here, so that its gradient never vanishes; training keeps s in
+        bounds with :meth:`clamp_logit_scale` after each optimiser step (as open_clip).
+        """
+        return self.logit_scale.exp()
+
+    @torch.no_grad()
+    def clamp_logit_scale(self) -> None:
+        """Clamp the parameter s in place to [0, log(max_logit_scale)] (scale in [1, max])."""
+        self.logit_scale.clamp_(0.0, math.log(self.config.max_logit_scale))
 
     def encode(self, modality: str, x: Any, normalize: bool = True) -> torch.Tensor:
         """Embed inputs of one modality.

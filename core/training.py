@@ -10,11 +10,13 @@ mini-batches.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.core.optimizer import LightningOptimizer
 
 from core.losses import PairwiseLoss
 from core.model import ContrastiveModel
@@ -67,6 +69,10 @@ class ContrastiveTask(L.LightningModule):
         super().__init__()
         self.model = model
         self.loss_fn = PairwiseLoss.from_spec(loss if loss is not None else model.config.loss)
+        if self.loss_fn.kind == "siglip" and model.logit_bias is None:
+            raise ValueError("the siglip loss needs a model with a logit bias: build it from "
+                             "a config whose loss is {'type': 'siglip'} (SigLIP's "
+                             "initialisation) or that sets init_logit_bias")
         if isinstance(optimizer, dict):
             optimizer = OptimizerConfig(**optimizer)
         self.optim_config = optimizer or OptimizerConfig()
@@ -116,6 +122,22 @@ class ContrastiveTask(L.LightningModule):
         loss = self.shared_step(batch, "train")
         self.log("train/temperature", 1.0 / self.model.scale().detach(), prog_bar=True)
         return loss
+
+    def optimizer_step(
+        self,
+        epoch: int,
+        batch_idx: int,
+        optimizer: torch.optim.Optimizer | LightningOptimizer,
+        optimizer_closure: Callable[[], Any] | None = None,
+    ) -> None:
+        """Step the optimiser, then clamp the logit scale parameter (as open_clip).
+
+        Lightning calls this once per optimiser step (after ``accumulate_grad_batches``
+        micro-batches), so s stays in [0, log(max_logit_scale)] while ``scale()`` keeps
+        its gradient everywhere.
+        """
+        super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
+        self.model.clamp_logit_scale()
 
     def validation_step(
         self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0

@@ -10,6 +10,8 @@ import timm
 import torch
 from torch import nn
 
+from core.towers.registry import register_tower
+
 
 @dataclass
 class ImageTowerConfig:
@@ -107,3 +109,6 @@ class ImageTower(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Embed a batch of images: (B, C, H, W) -> (B, D), not normalised."""
         return self.forward_head(self.pool(self.forward_features(x)))
+
+
+register_tower("image", ImageTowerConfig, ImageTower)

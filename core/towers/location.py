@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from core.towers.registry import register_tower
+
 
 @dataclass
 class LocationTowerConfig:
@@ -164,3 +166,6 @@ class LocationTower(nn.Module):
         """Embed coordinates: (N, 2) as (lon, lat) degrees -> (N, D), not normalised."""
         features = self.encode_position(lonlat).to(self.head.weight.dtype)  # (N, F)
         return self.head(self.siren(features))  # (N, D)
+
+
+register_tower("location", LocationTowerConfig, LocationTower)
