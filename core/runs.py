@@ -55,18 +55,6 @@ class Variant:
     config: ModelConfig
 
 
-def is_global_zero() -> bool:
-    """Whether this process is rank 0 of a (possibly distributed) run.
-
-    Lightning's DDP launcher starts the other ranks by running the same command again;
-    they train every variant in step with rank 0 (each ``fit`` is a collective) and
-    leave saving, evaluation and the report to rank 0.
-    """
-    from lightning.pytorch.utilities.rank_zero import rank_zero_only
-
-    return getattr(rank_zero_only, "rank", 0) == 0
-
-
 def quiet_lightning() -> None:
     """Hide Lightning's tips and known-harmless warnings so the progress bar stays readable."""
     for pattern in QUIET_WARNINGS:

@@ -9,11 +9,6 @@ from core.towers.location import LocationTower, LocationTowerConfig, spherical_h
 from core.towers.registry import build_tower, get_tower_type, list_towers, register_tower
 from core.towers.text import TextTower, TextTowerConfig
 
-# core/towers/text.py is owned separately; until it registers itself at import like
-# image.py and location.py, the package does it (same classes, so a later call there is
-# a no-op).
-register_tower("text", TextTowerConfig, TextTower)
-
 __all__ = [
     "ImageTower",
     "ImageTowerConfig",

@@ -22,6 +22,7 @@ from transformers.utils import logging as hf_logging
 from core.checksums import sha256_bytes, sha256_file
 from core.resources import cache_root
 from core.text_cache import TextEmbeddingCache
+from core.towers.registry import register_tower
 
 DEFAULT_TEXT_MODEL = "minilm"
 
@@ -216,3 +217,6 @@ class TextTower(nn.Module):
         """Write the cache's pending rows to disk (also done at interpreter exit)."""
         if self.cache is not None:
             self.cache.close()
+
+
+register_tower("text", TextTowerConfig, TextTower)

@@ -19,8 +19,9 @@ import yaml
 from core.atomic import atomic_write_bytes
 from core.checkpoint import load_run
 from core.cli import run_cli
+from core.distributed import is_global_zero, shutdown
 from core.model import ContrastiveModel
-from core.runs import is_global_zero, quiet_lightning
+from core.runs import quiet_lightning
 from core.runs import train_variant as train_model
 from domains.remote_sensing.datamodule import CLOSPDataModule
 from domains.remote_sensing.run_config import build_parser, resolve_run_config
@@ -97,7 +98,9 @@ def main(argv: list[str] | None = None) -> Path:
                               overrides={"loss": config["loss"]})
     folders = {v.name: train_variant(v, config, root, out)[0] for v in variants}
     training_seconds = time.perf_counter() - started
-    if not is_global_zero():  # DDP: the other ranks only train; rank 0 evaluates
+    zero = is_global_zero()
+    shutdown()  # DDP: every rank waits here, then the process group closes
+    if not zero:  # the other ranks only train; rank 0 evaluates alone
         return out
     from domains.remote_sensing.evaluate import evaluate_variants
 
