@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -55,6 +55,26 @@ def _train_tiny_run(archive: Path, out: Path, model: str, epochs: int) -> Path:
     variant = build_variants(config["model"], [], overrides={"loss": config["loss"]})[0]
     train.train_variant(variant, config, archive, out)
     return out
+
+
+@pytest.fixture(scope="session")
+def rs_small_archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small generated Sentinel-1/2 archive for training-run tests: 96 + 12 paired, 64 px."""
+    from domains.remote_sensing.synthetic import generate_archive
+
+    return generate_archive(tmp_path_factory.mktemp("rs-small") / "archive", n_s2=96,
+                            n_s1=96, n_paired=12, seed=1, size=64, workers=2, progress=False)
+
+
+@pytest.fixture(scope="session")
+def rs_train_args() -> Callable[..., list[str]]:
+    """``rs_train_args(archive, out, *extra)``: arguments of a short training run (batch 16)."""
+
+    def arguments(archive: Path, out: Path, *extra: str) -> list[str]:
+        return ["--data", str(archive), "--layout", "synthetic", "--out", str(out),
+                "--batch-size", "16", "--set", "trainer.log_every_n_steps=1", *extra]
+
+    return arguments
 
 
 @pytest.fixture(scope="session")

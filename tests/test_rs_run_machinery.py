@@ -7,6 +7,7 @@ import math
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -17,21 +18,20 @@ from torch.utils.data import DataLoader
 
 from core.data import BadSampleLog, SampleDataset, SampleError, collect_bad_samples
 from domains.remote_sensing import train
-from domains.remote_sensing.synthetic import generate_archive
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module")
-def archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return generate_archive(tmp_path_factory.mktemp("rs") / "archive", n_s2=96, n_s1=96,
-                            n_paired=12, seed=2, size=32, workers=2, progress=False)
+@pytest.fixture()
+def archive(rs_small_archive: Path) -> Path:
+    return rs_small_archive
 
 
-def _args(archive: Path, out: Path, *extra: str) -> list[str]:
-    return ["--data", str(archive), "--layout", "synthetic", "--out", str(out),
-            "--batch-size", "16", "--no-companions", "--max-epochs", "1",
-            "--set", "trainer.log_every_n_steps=1", *extra]
+@pytest.fixture()
+def args(rs_train_args: Callable[..., list[str]]) -> Callable[..., list[str]]:
+    """Arguments of a one-epoch run of the main model only."""
+    return lambda archive, out, *extra: rs_train_args(archive, out, "--no-companions",
+                                                      "--max-epochs", "1", *extra)
 
 
 class _Numbers(SampleDataset):
@@ -64,14 +64,15 @@ def test_samples_skipped_in_workers_reach_the_shared_log(tmp_path: Path) -> None
 
 
 def test_bad_scene_skipped_in_a_worker_is_in_metrics_json(archive: Path,
-                                                         tmp_path: Path) -> None:
+                                                         tmp_path: Path,
+        args: Callable[..., list[str]]) -> None:
     table = pd.read_parquet(archive / "metadata.parquet")
     row = table[(table["sensor"] == "s2") & (table["split"] == "train")].iloc[0]
     broken = tmp_path / "archive"
     subprocess.run(["cp", "-r", str(archive), str(broken)], check=True)
     path = broken / row["path"]
     path.write_bytes(path.read_bytes()[:300])  # truncated GeoTIFF
-    out = train.main(_args(broken, tmp_path / "run", "--set", "data.num_workers=1",
+    out = train.main(args(broken, tmp_path / "run", "--set", "data.num_workers=1",
                            "--set", "data.preload=false"))
     metrics = json.loads((out / "metrics.json").read_text())
     paths = [p for p, _ in metrics["bad_samples"]]
@@ -80,8 +81,9 @@ def test_bad_scene_skipped_in_a_worker_is_in_metrics_json(archive: Path,
         or str(path) in dict(metrics["bad_samples"])[str(path)]
 
 
-def test_siglip_loss_trains_closp(archive: Path, tmp_path: Path) -> None:
-    out = train.main(_args(archive, tmp_path / "siglip", "--loss", "siglip"))
+def test_siglip_loss_trains_closp(archive: Path, tmp_path: Path,
+        args: Callable[..., list[str]]) -> None:
+    out = train.main(args(archive, tmp_path / "siglip", "--loss", "siglip"))
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["variants"]["main"]["zero_shot"]["s2"]["n"] > 0
     curve = pd.read_csv(out / "logs" / "main" / "metrics.csv")
@@ -89,12 +91,13 @@ def test_siglip_loss_trains_closp(archive: Path, tmp_path: Path) -> None:
     assert len(losses) > 2 and np.isfinite(losses).all()
 
 
-def test_ddp_on_two_cpu_processes_writes_a_run_folder(archive: Path, tmp_path: Path) -> None:
+def test_ddp_on_two_cpu_processes_writes_a_run_folder(archive: Path, tmp_path: Path,
+        args: Callable[..., list[str]]) -> None:
     out = tmp_path / "ddp"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     done = subprocess.run(
         [sys.executable, "-m", "domains.remote_sensing.train",
-         *_args(archive, out, "--devices", "2", "--strategy", "ddp", "--accelerator", "cpu")],
+         *args(archive, out, "--devices", "2", "--strategy", "ddp", "--accelerator", "cpu")],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     for name in ("model.safetensors", "config.json", "metrics.json", "report.md"):

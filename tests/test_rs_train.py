@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -12,25 +13,18 @@ from core.checkpoint import load_run
 from domains.remote_sensing import evaluate, train
 from domains.remote_sensing.embed import EvalData
 from domains.remote_sensing.run_config import build_parser, resolve_run_config
-from domains.remote_sensing.synthetic import generate_archive
 from domains.remote_sensing.variants import build_variants
 
 
-@pytest.fixture(scope="module")
-def archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return generate_archive(tmp_path_factory.mktemp("rs") / "archive", n_s2=96, n_s1=96,
-                            n_paired=12, seed=1, size=64, workers=2, progress=False)
-
-
-def _args(archive: Path, out: Path, *extra: str) -> list[str]:
-    return ["--data", str(archive), "--layout", "synthetic", "--out", str(out),
-            "--batch-size", "16", "--set", "trainer.log_every_n_steps=1", *extra]
+@pytest.fixture()
+def archive(rs_small_archive: Path) -> Path:
+    return rs_small_archive
 
 
 @pytest.mark.parametrize("model", ["closp", "geoclosp"])
 def test_fast_dev_run_trains_evaluates_and_writes_the_run_folder(
-        archive: Path, tmp_path: Path, model: str) -> None:
-    out = train.main(_args(archive, tmp_path / model, "--model", model, "--no-companions",
+        archive: Path, tmp_path: Path, model: str, rs_train_args: Callable) -> None:
+    out = train.main(rs_train_args(archive, tmp_path / model, "--model", model, "--no-companions",
                            "--set", "trainer.fast_dev_run=true"))
     for name in ("model.safetensors", "config.json", "metrics.json", "report.md", "run.yaml",
                  "confusion_s2.png", "confusion_s1.png", "gallery.png"):
@@ -43,9 +37,9 @@ def test_fast_dev_run_trains_evaluates_and_writes_the_run_folder(
 
 
 def test_evaluation_is_reproducible_and_run_folder_reloads_identically(
-        archive: Path, tmp_path: Path) -> None:
-    args = build_parser().parse_args(_args(archive, tmp_path / "run", "--max-epochs", "1",
-                                           "--set", "companions=[s1_alone]"))
+        archive: Path, tmp_path: Path, rs_train_args: Callable) -> None:
+    args = build_parser().parse_args(rs_train_args(archive, tmp_path / "run", "--max-epochs",
+                                                   "1", "--set", "companions=[s1_alone]"))
     config = resolve_run_config(args)
     out = Path(config["out"])
     out.mkdir(parents=True)
