@@ -5,7 +5,12 @@ Layout of an archive folder::
     s2/<id>.tif            13-band uint16 L1C-like scenes (reflectance x 10000, nodata 0)
     s1/<id>.tif            2-band float32 sigma0 in dB (VV, VH; nodata -9999)
     metadata.parquet       one row per file: footprint, sensor, date, labels, caption, split
-    manifest.json          parameters and counts; written last, so its presence means complete
+    manifest.json          generator name, parameters and counts; written last, so its
+                           presence means complete
+
+Writing never destroys other data: an output folder must be missing, empty or an
+earlier archive of this generator (replaced only with ``overwrite``); the archive is
+built in a hidden sibling folder and swapped in whole (:func:`core.atomic.atomic_replace_dir`).
 
 S1 and S2 scenes are unpaired (different places), except a smaller paired subset
 (same surface seen by both sensors, ``pair_id`` set) kept for cross-sensor evaluation.
@@ -13,18 +18,23 @@ S1 and S2 scenes are unpaired (different places), except a smaller paired subset
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
 import time
+import uuid
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
+from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from core.atomic import atomic_write_bytes
+from core.atomic import atomic_replace_dir, atomic_write_bytes
 from core.resources import cache_root
 from domains.remote_sensing import cards
 from domains.remote_sensing.synthetic.fields import land_cover_map, smooth_noise
@@ -33,6 +43,12 @@ from domains.remote_sensing.synthetic.physics import Physics, render_s1, render_
 from domains.remote_sensing.synthetic.writer import scene_footprint, write_geotiff
 
 GENERATOR_VERSION = 1
+#: Written into every manifest: how an archive of this generator is recognised.
+GENERATOR_NAME = "domains.remote_sensing.synthetic"
+_SENSOR_DIRS = ("s2", "s1")
+_ARCHIVE_FILES = ("metadata.parquet", "manifest.json")
+_SCENE_SUFFIXES = (".tif", ".tif.aux.xml")
+_LEGACY_KEYS = frozenset({"n_s2", "n_s1", "n_paired", "seed", "size", "version", "rows"})
 MIN_LABEL_FRACTION = 0.05
 SPLIT_FRACTIONS = {"train": 0.75, "val": 0.05, "test": 0.20}
 CRISIS_AS_LAND_COVER = {"flooded area": "water", "burned area": "bare ground",
@@ -128,41 +144,131 @@ def _make_scene(job: tuple[int, str, tuple[str, ...], np.random.SeedSequence, in
     return rows
 
 
-def generate_archive(
-    out: str | Path, n_s2: int = 3000, n_s1: int = 3000, n_paired: int = 300, seed: int = 0,
-    size: int = 64, workers: int | None = None, progress: bool = True,
-) -> Path:
-    """Generate a synthetic archive (deterministic for a seed).
+class UnsafeOutputError(ValueError):
+    """The output folder is refused: writing there could destroy data that is not ours."""
+
+
+def _stray_entries(folder: Path) -> list[str]:
+    """Entries of ``folder`` outside the generator's layout (relative names, sorted).
+
+    The layout is ``s1/`` and ``s2/`` holding only GeoTIFFs (and GDAL ``.aux.xml`` side
+    files), ``metadata.parquet``, ``manifest.json`` and the generator's own temporary files.
+    Symbolic links are never part of it.
+    """
+    stray = []
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            name = entry.name
+            if name in _SENSOR_DIRS and entry.is_dir(follow_symlinks=False):
+                with os.scandir(entry.path) as scenes:
+                    stray += [f"{name}/{scene.name}" for scene in scenes
+                              if not scene.is_file(follow_symlinks=False)
+                              or not scene.name.endswith(_SCENE_SUFFIXES)]
+            elif not (entry.is_file(follow_symlinks=False) and (
+                    name in _ARCHIVE_FILES or name == ".metadata.parquet.tmp"
+                    or (name.startswith(".manifest.json.") and name.endswith(".tmp")))):
+                stray.append(name)
+    return sorted(stray)
+
+
+def archive_problem(folder: str | Path) -> str | None:
+    """Why ``folder`` is not a complete archive written by this generator (None when it is).
+
+    An archive of ours has ``s1/``, ``s2/``, ``metadata.parquet`` and, written last,
+    a ``manifest.json`` naming this generator (archives from before the ``generator`` key
+    are recognised by their version-1 parameter keys), and nothing else.
 
     Args:
-        out: Archive folder (replaced if it exists).
-        n_s2: Unpaired Sentinel-2 scenes.
-        n_s1: Unpaired Sentinel-1 scenes.
-        n_paired: Places seen by both sensors (test split, cross-sensor evaluation).
-        seed: Random seed.
-        size: Scene side in pixels (10 m pixels).
-        workers: Processes (default: the machine's cores).
-        progress: Show a progress bar and a summary.
+        folder: The folder to inspect (read only).
 
     Returns:
-        The archive folder.
+        None for a complete archive of ours, else a short reason.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return "not a folder"
+    stray = _stray_entries(folder)
+    if stray:
+        more = f" and {len(stray) - 3} more" if len(stray) > 3 else ""
+        return f"it holds {', '.join(stray[:3])}{more}"
+    missing = [n for n in (*_SENSOR_DIRS, "metadata.parquet", "manifest.json")
+               if not (folder / n).exists()]
+    if missing:
+        return f"{', '.join(missing)} missing"
+    try:
+        manifest = json.loads((folder / "manifest.json").read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return "manifest.json is not readable JSON"
+    if not isinstance(manifest, dict):
+        return "manifest.json is not a generator manifest"
+    legacy = "generator" not in manifest and manifest.get("version") == 1 and \
+        _LEGACY_KEYS <= manifest.keys()
+    if manifest.get("generator") != GENERATOR_NAME and not legacy:
+        return "manifest.json was not written by this generator"
+    return None
+
+
+def _check_destination(out: Path, overwrite: bool) -> bool:
+    """Refuse a destination whose contents could be lost; read only.
+
+    Args:
+        out: The archive folder asked for.
+        overwrite: Whether an existing archive of ours may be replaced.
+
+    Returns:
+        Whether ``out`` holds an archive of ours that will be replaced.
+
+    Raises:
+        UnsafeOutputError: ``out`` is a file, a non-empty folder that is not an archive
+            of ours, or an archive of ours without ``overwrite``.
+    """
+    if not out.exists() and not out.is_symlink():
+        return False
+    if not out.is_dir():
+        raise UnsafeOutputError(f"{out} exists and is not a folder; choose an empty or new "
+                                f"folder")
+    if not any(out.iterdir()):
+        return False
+    problem = archive_problem(out)
+    if problem is not None:
+        raise UnsafeOutputError(
+            f"refusing to write into {out}: the folder is not empty and is not an archive "
+            f"written by {GENERATOR_NAME} ({problem}); choose an empty or new folder "
+            f"(--overwrite only replaces an archive of this generator). Nothing was changed.")
+    if not overwrite:
+        raise UnsafeOutputError(
+            f"{out} already holds a synthetic archive; pass --overwrite (overwrite=True) to "
+            f"replace it, or choose an empty or new folder. Nothing was changed.")
+    return True
+
+
+def _build(root: Path, params: dict[str, int], workers: int | None, progress: bool,
+           shown: Path) -> Path:
+    """Write every scene, the metadata table and (last) the manifest into ``root``.
+
+    Args:
+        root: The (temporary) folder to fill.
+        params: Generator parameters and version, as saved in the manifest.
+        workers: Processes (default: the machine's cores, at most 4).
+        progress: Show a progress bar and a summary.
+        shown: The archive's final folder, named in the summary.
+
+    Returns:
+        ``root``.
     """
     import geopandas as gpd
     from rich.console import Console
     from rich.progress import Progress
 
-    out = Path(out)
-    params = {"n_s2": n_s2, "n_s1": n_s1, "n_paired": n_paired, "seed": seed, "size": size,
-              "version": GENERATOR_VERSION}
-    if out.exists():
-        shutil.rmtree(out)
-    for sensor in ("s2", "s1"):
-        (out / sensor).mkdir(parents=True)
+    n_s2, n_s1, n_paired, size = params["n_s2"], params["n_s1"], params["n_paired"], \
+        params["size"]
+    for sensor in _SENSOR_DIRS:
+        (root / sensor).mkdir(parents=True, exist_ok=True)
     plan = ([(f"s2_{i:05d}", ("s2",)) for i in range(n_s2)]
             + [(f"s1_{i:05d}", ("s1",)) for i in range(n_s1)]
             + [(f"pair_{i:05d}", ("s2", "s1")) for i in range(n_paired)])
-    seeds = np.random.SeedSequence(seed).spawn(len(plan))
-    jobs = [(i, scene_id, sensors, seeds[i], size, str(out))
+    seeds = np.random.SeedSequence(params["seed"]).spawn(len(plan))
+    jobs = [(i, scene_id, sensors, seeds[i], size, str(root))
             for i, (scene_id, sensors) in enumerate(plan)]
     rows: list[dict[str, Any]] = []
     started = time.perf_counter()
@@ -175,18 +281,75 @@ def generate_archive(
     frame = gpd.GeoDataFrame(
         rows, geometry=[scene_footprint(r["lon"], r["lat"], size) for r in rows], crs="EPSG:4326")
     frame = frame.sort_values("index").drop(columns="index").reset_index(drop=True)
-    tmp = out / ".metadata.parquet.tmp"
+    tmp = root / ".metadata.parquet.tmp"
     frame.to_parquet(tmp)
-    os.replace(tmp, out / "metadata.parquet")
+    os.replace(tmp, root / "metadata.parquet")
     seconds = time.perf_counter() - started
-    manifest = {**params, "rows": len(frame), "seconds": round(seconds, 1)}
-    atomic_write_bytes(out / "manifest.json", json.dumps(manifest, indent=2).encode())
+    manifest = {"generator": GENERATOR_NAME, **params, "rows": len(frame),
+                "seconds": round(seconds, 1),
+                "created": datetime.now(UTC).isoformat(timespec="seconds")}
+    atomic_write_bytes(root / "manifest.json", json.dumps(manifest, indent=2).encode())
     if progress:
         counts = frame.groupby(["sensor", "split"]).size().to_dict()
         events = int((frame["event"] != "").sum())
-        Console().print(f"[bold]Synthetic archive[/] {out}: {len(frame)} scenes in "
+        Console().print(f"[bold]Synthetic archive[/] {shown}: {len(frame)} scenes in "
                         f"{seconds:.0f} s; by (sensor, split): {counts}; "
                         f"in crisis events: {events}")
+    return root
+
+
+def generate_archive(
+    out: str | Path, n_s2: int = 3000, n_s1: int = 3000, n_paired: int = 300, seed: int = 0,
+    size: int = 64, workers: int | None = None, progress: bool = True, overwrite: bool = False,
+) -> Path:
+    """Generate a synthetic archive (deterministic for a seed) without risking other data.
+
+    ``out`` may be missing, an empty folder, or (with ``overwrite``) an archive written
+    earlier by this generator; anything else is refused before anything is written. The
+    archive is built in a hidden temporary folder next to ``out`` and swapped in whole,
+    so a failure or an interruption leaves the previous contents of ``out`` as they were.
+
+    Args:
+        out: Archive folder.
+        n_s2: Unpaired Sentinel-2 scenes.
+        n_s1: Unpaired Sentinel-1 scenes.
+        n_paired: Places seen by both sensors (test split, cross-sensor evaluation).
+        seed: Random seed.
+        size: Scene side in pixels (10 m pixels).
+        workers: Processes (default: the machine's cores, at most 4).
+        progress: Show a progress bar and a summary.
+        overwrite: Replace ``out`` when it already holds an archive of this generator.
+
+    Returns:
+        The archive folder (``out``).
+
+    Raises:
+        UnsafeOutputError: ``out`` is a file or a non-empty folder that is not an archive
+            of this generator (even with ``overwrite``), or an archive of this generator
+            and ``overwrite`` is False. Nothing in ``out`` is changed.
+    """
+    out = Path(out)
+    target = out.resolve() if out.is_symlink() else out  # a link: write where it points
+    _check_destination(target, overwrite)
+    params = {"n_s2": n_s2, "n_s1": n_s1, "n_paired": n_paired, "seed": seed, "size": size,
+              "version": GENERATOR_VERSION}
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # A fresh hidden sibling (mkdir, not mkdtemp: the archive keeps the umask's permissions).
+    tmp = target.parent / f".{target.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        _build(tmp, params, workers, progress, shown=out)
+        # Check again: the folder may have changed while the scenes were simulated.
+        if not _check_destination(target, overwrite) and target.is_dir():
+            try:
+                target.rmdir()  # an empty folder; fails, deleting nothing, if no longer empty
+            except OSError as error:
+                raise UnsafeOutputError(f"{target} stopped being empty during generation; "
+                                        f"nothing in it was changed") from error
+        atomic_replace_dir(tmp, target)  # swaps with our old archive, or renames into place
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     return out
 
 
@@ -195,23 +358,85 @@ def default_cache_dir() -> Path:
     return cache_root() / "synthetic"
 
 
-def default_archive(cache_dir: str | Path | None = None, **params: Any) -> Path:
+@contextmanager
+def _exclusive_lock(path: Path, progress: bool) -> Iterator[None]:
+    """Hold an exclusive ``fcntl.flock`` on ``path`` (created if missing, never deleted)."""
+    with open(path, "a+b") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if progress:
+                from rich.console import Console
+                Console().print(f"Waiting for another process writing {path.with_suffix('')}")
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _matches(folder: Path, settings: dict[str, int]) -> bool:
+    """Whether ``folder`` holds a complete archive generated with ``settings``."""
+    try:
+        saved = json.loads((folder / "manifest.json").read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return isinstance(saved, dict) and saved.get("version") == GENERATOR_VERSION and \
+        all(saved.get(k) == v for k, v in settings.items())
+
+
+def _clear_stale(folder: Path) -> None:
+    """Remove what a crashed run left of ``folder`` (call under the folder's lock).
+
+    Hidden ``.<name>.partial-*`` / ``.<name>.old-*`` siblings are the generator's own
+    temporary folders. ``folder`` itself is removed only when it is an incomplete archive
+    (no complete manifest) holding nothing outside the generator's layout.
+
+    Raises:
+        UnsafeOutputError: ``folder`` holds something the generator did not write.
+    """
+    for pattern in (f".{folder.name}.partial-*", f".{folder.name}.old-*"):
+        for leftover in folder.parent.glob(pattern):
+            if leftover.is_dir() and not leftover.is_symlink():
+                shutil.rmtree(leftover, ignore_errors=True)
+    if not (folder.exists() or folder.is_symlink()) or archive_problem(folder) is None:
+        return  # nothing there, or a complete archive (replaced by generate_archive)
+    if folder.is_symlink() or not folder.is_dir() or _stray_entries(folder):
+        raise UnsafeOutputError(
+            f"{folder} is in the synthetic-archive cache but holds data not written by "
+            f"{GENERATOR_NAME}; move it away (nothing was changed)")
+    shutil.rmtree(folder)
+
+
+def default_archive(cache_dir: str | Path | None = None, *, workers: int | None = None,
+                    progress: bool = True, **params: Any) -> Path:
     """The default archive, generated once and reused while its parameters match.
+
+    Safe with concurrent callers: the check and the generation run under an exclusive
+    lock on ``<cache_dir>/<archive name>.lock``, so a second caller waits for the first
+    and then reuses its archive instead of generating it again. An incomplete archive
+    left by a crashed run is regenerated.
 
     Args:
         cache_dir: Parent folder (default: :func:`default_cache_dir`).
-        **params: Generator parameters overriding the defaults.
+        workers: Processes used when the archive has to be generated.
+        progress: Show a progress bar and a summary when generating.
+        **params: Generator parameters overriding the defaults (``n_s2``, ``n_s1``,
+            ``n_paired``, ``seed``, ``size``).
 
     Returns:
         The archive folder.
     """
     settings = {"n_s2": 3000, "n_s1": 3000, "n_paired": 300, "seed": 0, "size": 64, **params}
     name = "archive-" + "-".join(f"{k}{v}" for k, v in sorted(settings.items()))
-    folder = Path(cache_dir or default_cache_dir()) / name
-    manifest = folder / "manifest.json"
-    if manifest.is_file():
-        saved = json.loads(manifest.read_text())
-        if all(saved.get(k) == v for k, v in settings.items()) and \
-                saved.get("version") == GENERATOR_VERSION:
+    parent = Path(cache_dir or default_cache_dir())
+    folder = parent / name
+    if _matches(folder, settings):  # the manifest is written last: a match is complete
+        return folder
+    parent.mkdir(parents=True, exist_ok=True)
+    with _exclusive_lock(parent / f"{name}.lock", progress):
+        if _matches(folder, settings):  # another process generated it while we waited
             return folder
-    return generate_archive(folder, **settings)
+        _clear_stale(folder)
+        return generate_archive(folder, **settings, workers=workers, progress=progress,
+                                overwrite=True)
