@@ -21,6 +21,12 @@ written once for every domain:
   process's copy of the dataset, so it is also appended to a :class:`BadSampleLog`
   file that the training run reads back (:func:`collect_bad_samples`) for its
   ``metrics.json`` and summary.
+
+And the randomness of a training loader: :class:`EpochSampler` yields
+:class:`SampleKey` (index, epoch, pass) and :class:`SeededSamples` reseeds the random
+transforms from that key before loading the sample, so augmentation differs per sample
+and per epoch, never repeats across DataLoader workers, does not depend on the number
+of workers, and continues where it was when a run resumes.
 """
 
 from __future__ import annotations
@@ -29,14 +35,17 @@ import abc
 import json
 import logging
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence, Sized
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 import pandas as pd
 import torch
-from torch.utils.data import Dataset
+import torch.distributed as dist
+from torch.utils.data import Dataset, DistributedSampler
+
+from core.transforms import derive_seed
 
 log = logging.getLogger(__name__)
 
@@ -223,3 +232,109 @@ def multi_hot(labels: Sequence[str], vocabulary: Sequence[str]) -> torch.Tensor:
         if label in vocabulary:
             vector[list(vocabulary).index(label)] = 1.0
     return vector
+
+
+# -- randomness per sample and epoch ---------------------------------------------------------
+
+
+class SampleKey(NamedTuple):
+    """What a training loader asks :class:`SeededSamples` for: a sample and its draws."""
+
+    index: int
+    epoch: int
+    repeat: int = 0  # pass over the data within the epoch (a shorter loader cycling)
+
+
+class EpochSampler(DistributedSampler):
+    """The :class:`SampleKey` of one epoch: shuffled from ``(seed, epoch)``, a shard per rank.
+
+    Lightning calls ``set_epoch(epoch)`` on a training loader's sampler before every epoch,
+    in the main process, with the restored epoch when a run resumes. The sampler puts the
+    epoch into every key it yields, so worker processes receive it with the index and
+    nothing else has to reach them. ``epoch`` at construction is the epoch the loader is
+    built for (a data module passes Lightning's counter): a multi-worker loader starts
+    taking keys when its iterator is made, which Lightning does before its first
+    ``set_epoch`` call. Iterating again within one epoch (a shorter loader cycling in
+    Lightning's ``max_size_cycle`` mode, or a loop that never calls ``set_epoch``)
+    counts a pass, ``key.repeat`` = 0, 1, 2...; a new epoch starts again at pass 0.
+
+    Being a ``DistributedSampler`` keeps Lightning from swapping in its own (which yields
+    bare indices): with a process group initialised when the sampler is built each rank
+    gets its own shard, padded to equal length as ``DistributedSampler`` does.
+
+    Args:
+        dataset: The dataset (only its length is used).
+        shuffle: A new permutation every epoch and pass, from ``(seed, epoch, pass)``.
+        seed: The run seed.
+        epoch: The first epoch.
+        num_replicas: Shards (default: the process group's size, 1 without one).
+        rank: This process's shard (default: its rank in the process group, else 0).
+        drop_last: Drop the tail instead of padding when shards would differ in length.
+    """
+
+    def __init__(self, dataset: Sized, shuffle: bool = True, seed: int = 0, epoch: int = 0,
+                 num_replicas: int | None = None, rank: int | None = None,
+                 drop_last: bool = False) -> None:
+        distributed = dist.is_available() and dist.is_initialized()
+        if num_replicas is None:
+            num_replicas = dist.get_world_size() if distributed else 1
+        if rank is None:
+            rank = dist.get_rank() if distributed else 0
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank,  # type: ignore[arg-type]
+                         shuffle=shuffle, seed=seed, drop_last=drop_last)
+        self.epoch = int(epoch)
+        self.repeat = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Start epoch ``epoch`` at pass 0 (the same epoch again keeps counting passes)."""
+        if int(epoch) != self.epoch:
+            self.epoch, self.repeat = int(epoch), 0
+
+    def __iter__(self) -> Iterator[SampleKey]:  # type: ignore[override]
+        """This rank's keys of the current epoch and pass; the next call is the next pass."""
+        epoch, repeat = self.epoch, self.repeat
+        self.repeat += 1
+        size = len(self.dataset)  # type: ignore[arg-type]
+        if self.shuffle:
+            generator = torch.Generator().manual_seed(derive_seed(self.seed, epoch, repeat))
+            indices = torch.randperm(size, generator=generator).tolist()
+        else:
+            indices = list(range(size))
+        if self.drop_last:
+            indices = indices[:self.total_size]
+        elif size:
+            padding = self.total_size - size  # repeat the head, as DistributedSampler does
+            indices += (indices * -(-padding // size))[:padding]
+        shard = indices[self.rank:self.total_size:self.num_replicas]
+        return iter([SampleKey(index, epoch, repeat) for index in shard])
+
+
+class SeededSamples(Dataset):
+    """A dataset read by :class:`SampleKey`: reseeds the random transforms, then loads.
+
+    Before sample ``key.index`` is loaded, ``transforms.reseed(epoch, pass, index)`` gives
+    every random transform the stream of that key (see
+    :meth:`core.transforms.RandomTransform.reseed`), whichever worker process runs it. A
+    plain integer index (a loader with another sampler) draws as epoch 0, pass 0.
+
+    Args:
+        dataset: A dataset indexed by integers that applies ``transforms``.
+        transforms: The dataset's transform, with a ``reseed(*keys)`` method
+            (:class:`~core.transforms.Compose`); default: ``dataset.transforms``.
+    """
+
+    def __init__(self, dataset: Dataset, transforms: Any = None) -> None:
+        self.dataset = dataset
+        self.transforms = transforms if transforms is not None else getattr(
+            dataset, "transforms", None)
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def __getitem__(self, key: SampleKey | tuple[int, ...] | int) -> dict[str, Any]:
+        """The sample of ``key.index`` with the random draws of ``key``."""
+        key = SampleKey(*key) if isinstance(key, tuple) else SampleKey(int(key), 0)
+        reseed = getattr(self.transforms, "reseed", None)
+        if callable(reseed):
+            reseed(key.epoch, key.repeat, key.index)
+        return self.dataset[key.index]

@@ -9,10 +9,18 @@ VV -12.59/5.26, VH -20.26/5.91, see :func:`~domains.remote_sensing.transforms.no
 shared with inference) and applies flips / 90-degree rotations to training scenes. It only
 assembles datasets and transforms for training: evaluation and inference open datasets
 themselves (:mod:`domains.remote_sensing.archives`, :mod:`domains.remote_sensing.embed`).
+
+Training randomness comes from ``(seed, epoch, pass, scene index)`` alone: the training
+loaders' :class:`~core.data.EpochSampler` shuffles from ``(seed, epoch)`` and hands the
+epoch to the workers with every index, and :class:`~core.data.SeededSamples` reseeds the
+flips and caption rewrites for each scene. Two runs with one seed see the same batches
+(whatever ``num_workers``), each epoch draws anew, and a run resumed at epoch e draws
+what epoch e of an uninterrupted run draws.
 """
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -20,8 +28,8 @@ import lightning as L
 from lightning.pytorch.utilities import CombinedLoader
 from torch.utils.data import DataLoader, Dataset
 
-from core.data import BadSampleLog, collect_bad_samples
-from core.transforms import Compose, RandomFlipRotate, ResizeImage
+from core.data import BadSampleLog, EpochSampler, SeededSamples, collect_bad_samples
+from core.transforms import Compose, RandomFlipRotate, ResizeImage, derive_seed
 from domains.remote_sensing import cards
 from domains.remote_sensing.archives import open_dataset
 from domains.remote_sensing.transforms import AreaWeightedCaptions, normaliser
@@ -40,7 +48,7 @@ class CLOSPDataModule(L.LightningDataModule):
         augment: Random flips / rotations on training scenes.
         caption_augment: Probability of area-weighted caption rewriting on training scenes
             (see :class:`AreaWeightedCaptions`; 0 disables it).
-        seed: Seed of the augmentation.
+        seed: Seed of the shuffling and augmentation of training scenes.
         strict: Raise on bad files instead of skipping them.
         s1_bands: Sentinel-1 bands (default: VV, VH).
             :func:`~domains.remote_sensing.transforms.sensor_bands` reads both band orders
@@ -77,6 +85,7 @@ class CLOSPDataModule(L.LightningDataModule):
         self.strict = strict
         self.bad_sample_log = BadSampleLog(bad_sample_log) if bad_sample_log else None
         self._datasets: dict[tuple[str, str], Dataset] = {}
+        self._transforms: dict[tuple[str, str], Compose] = {}
 
     def prepare_data(self) -> None:
         """Generate the default synthetic archive if no root was given."""
@@ -92,20 +101,45 @@ class CLOSPDataModule(L.LightningDataModule):
             if self.root is None:
                 self.prepare_data()
             train = split == "train"
-            flips = RandomFlipRotate(self.seed) if train and self.augment else None
-            captions = AreaWeightedCaptions(self.caption_augment, seed=self.seed) \
+            seed = self._seed(sensor)
+            flips = RandomFlipRotate(seed) if train and self.augment else None
+            captions = AreaWeightedCaptions(self.caption_augment, seed=seed) \
                 if train and self.caption_augment > 0 else None
             resize = ResizeImage(self.image_size) if self.image_size else None
             transforms = Compose(normaliser(sensor, self.bands[sensor]), resize, flips, captions)
+            self._transforms[key] = transforms
             self._datasets[key] = open_dataset(self.root, self.layout, sensor, split,
                                                self.bands[sensor], transforms, self.strict,
                                                self.preload, self.bad_sample_log)
         return self._datasets[key]
 
+    def _seed(self, sensor: str) -> int:
+        """The run seed mixed with the sensor: S1 and S2 scene k do not share their draws."""
+        return derive_seed(self.seed, zlib.crc32(sensor.encode()))
+
+    def _epoch(self) -> int:
+        """The epoch the trainer is about to run (0 without one): what it will ``set_epoch``.
+
+        Read when a training loader is built, so that a resumed run's first loader (whose
+        workers take keys as soon as Lightning makes its iterator, before ``set_epoch``)
+        already starts at the restored epoch.
+        """
+        trainer = getattr(self, "trainer", None)
+        if trainer is None:
+            return 0
+        return int(trainer.fit_loop.epoch_progress.current.processed)
+
     def _loader(self, sensor: str, split: str, shuffle: bool) -> DataLoader:
-        return DataLoader(self.dataset(sensor, split), batch_size=self.batch_size,
-                          shuffle=shuffle, num_workers=self.num_workers,
-                          drop_last=shuffle, persistent_workers=self.num_workers > 0)
+        dataset = self.dataset(sensor, split)
+        options = {"batch_size": self.batch_size, "num_workers": self.num_workers,
+                   "persistent_workers": self.num_workers > 0}
+        if not shuffle:
+            return DataLoader(dataset, shuffle=False, **options)
+        # Training: keys (index, epoch, pass) from the sampler; draws seeded by the key.
+        sampler = EpochSampler(dataset, shuffle=True, seed=self._seed(sensor),
+                               epoch=self._epoch())
+        return DataLoader(SeededSamples(dataset, self._transforms[(sensor, split)]),
+                          sampler=sampler, drop_last=True, **options)
 
     def train_dataloader(self) -> CombinedLoader:
         """One mini-batch per sensor in every step (the shorter loader cycles)."""

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from core.data import multi_hot
-from core.transforms import NormalizeChannels
+from core.transforms import NormalizeChannels, RandomTransform
 from domains.remote_sensing import cards
 
 
@@ -47,7 +47,7 @@ def sensor_bands(extra: dict[str, Any]) -> dict[str, list[str]]:
             "s1": list(sensors.get("s1", {}).get("bands") or cards.s1_bands())}
 
 
-class AreaWeightedCaptions:
+class AreaWeightedCaptions(RandomTransform):
     """Caption augmentation: sometimes describe only the classes covering enough area.
 
     With probability ``p`` a threshold t ~ U(min_fraction, max_fraction) is drawn and the
@@ -55,7 +55,9 @@ class AreaWeightedCaptions:
     least t of the scene — the largest class always stays, crisis tags always stay. A
     class covering most of a scene is thus named in nearly every caption, a sliver rarely,
     which teaches the image embedding what dominates the scene. Samples without area
-    fractions keep their caption.
+    fractions keep their caption. Every call draws two uniforms (rewrite?, threshold)
+    from the transform's generator, which a training loader reseeds per sample (see
+    :class:`~core.transforms.RandomTransform`).
 
     Args:
         p: Probability of rewriting a caption.
@@ -66,11 +68,11 @@ class AreaWeightedCaptions:
 
     def __init__(self, p: float = 0.5, min_fraction: float = 0.05, max_fraction: float = 0.5,
                  seed: int = 0) -> None:
+        super().__init__(seed)
         self.p, self.low, self.high = p, min_fraction, max_fraction
         self.classes = cards.land_cover_classes()
         self.vocabulary = cards.label_vocabulary()
         self.caption_for = cards.caption_for
-        self.generator = torch.Generator().manual_seed(seed)
 
     def __call__(self, sample: dict[str, Any]) -> dict[str, Any]:
         """Return the sample, possibly with a shorter caption and matching labels."""
