@@ -1,25 +1,36 @@
-"""Lightning checkpoints without pickle: a safetensors file whose header holds the rest as JSON.
+"""Lightning io without surprises: checkpoints without pickle, training curves kept on resume.
 
 ``SafetensorsCheckpointIO`` is a Lightning ``CheckpointIO`` plugin. A checkpoint
 (model and optimiser state, loop counters, callback state) is split into its
 tensors, stored as safetensors, and a JSON skeleton of everything else, stored
 in the safetensors header metadata. Loading never unpickles; files are written
 atomically, so an interrupted save leaves the previous checkpoint intact.
+
+``ResumableCSVLogger`` is Lightning's ``CSVLogger`` without its habit of deleting an
+existing ``metrics.csv``: a resumed run appends to the curve of the interrupted one
+(rows after the checkpoint it resumes from are dropped), so the file stays one
+continuous curve.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from lightning.fabric.loggers.logger import rank_zero_experiment
 from lightning.fabric.plugins.io.checkpoint_io import CheckpointIO
+from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from safetensors import safe_open
 from safetensors.torch import save
 
 from core.atomic import atomic_write_bytes
+from core.distributed import is_global_zero
 
 SKELETON_KEY = "mosaic_vlm_checkpoint"
 
@@ -122,3 +133,67 @@ class SafetensorsCheckpointIO(CheckpointIO):
     def remove_checkpoint(self, path: Any) -> None:
         """Delete a checkpoint file if it exists."""
         Path(path).unlink(missing_ok=True)
+
+
+class _KeepingWriter(ExperimentWriter):
+    """Lightning's CSV writer, appending to an existing ``metrics.csv`` instead of deleting it."""
+
+    def _check_log_dir_exists(self) -> None:
+        path = Path(self.metrics_file_path)
+        if path.is_file():
+            with path.open(newline="") as handle:
+                self.metrics_keys = list(csv.DictReader(handle).fieldnames or [])
+
+
+class ResumableCSVLogger(CSVLogger):
+    """``CSVLogger`` whose ``metrics.csv`` survives a resume as one continuous curve.
+
+    Args:
+        save_dir: Folder of the logs.
+        name: Sub-folder (one per model of a run).
+        resume_step: The global step of the checkpoint training resumes from: rows the
+            interrupted run logged after it are dropped (they are trained again).
+            ``None``: a fresh run — an old ``metrics.csv`` is replaced.
+    """
+
+    def __init__(self, save_dir: str | Path, name: str, resume_step: int | None) -> None:
+        super().__init__(save_dir, name=name, version="")
+        path = Path(self.log_dir) / ExperimentWriter.NAME_METRICS_FILE
+        if path.is_file() and is_global_zero():
+            rows: list[dict[str, str]] = []
+            fields: list[str] = []
+            if resume_step is not None:
+                with path.open(newline="") as handle:
+                    reader = csv.DictReader(handle)
+                    fields = list(reader.fieldnames or [])
+                    rows = [r for r in reader if _step(r) is not None
+                            and _step(r) <= resume_step]  # type: ignore[operator]
+            text = _csv_text(fields, rows) if rows else ""
+            if text:
+                atomic_write_bytes(path, text.encode())
+            else:
+                path.unlink()
+
+    @property
+    @rank_zero_experiment
+    def experiment(self) -> ExperimentWriter:
+        """The writer (created on first use, keeping the existing curve)."""
+        if self._experiment is None:
+            Path(self.log_dir).mkdir(parents=True, exist_ok=True)
+            self._experiment = _KeepingWriter(log_dir=self.log_dir)
+        return self._experiment
+
+
+def _step(row: dict[str, str]) -> int | None:
+    try:
+        return int(float(row.get("step") or ""))
+    except ValueError:
+        return None
+
+
+def _csv_text(fields: list[str], rows: list[dict[str, str]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=fields)
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()

@@ -32,7 +32,12 @@ from rich.table import Table
 
 from core.atomic import atomic_write_bytes
 from core.checkpoint import save_run, variant_folder
-from core.lightning_io import SafetensorsCheckpointIO
+from core.distributed import is_global_zero
+from core.lightning_io import (
+    ResumableCSVLogger,
+    SafetensorsCheckpointIO,
+    load_checkpoint_file,
+)
 from core.model import ContrastiveModel, ModelConfig
 from core.training import ContrastiveTask
 
@@ -94,12 +99,12 @@ def train_variant(variant: Variant, out: Path, datamodule: L.LightningDataModule
     task = ContrastiveTask(model, loss=loss, optimizer=optimizer, input_map=input_map)
     checkpoints = out / "checkpoints" / variant.name
     last = checkpoints / "last.ckpt"
+    resume_step = int(load_checkpoint_file(last)["global_step"]) if last.is_file() else None
     from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
-    from lightning.pytorch.loggers import CSVLogger
 
     fit = L.Trainer(
         **trainer, default_root_dir=out, enable_model_summary=False,
-        logger=CSVLogger(out / "logs", name=variant.name, version=""),
+        logger=ResumableCSVLogger(out / "logs", variant.name, resume_step),
         plugins=[SafetensorsCheckpointIO()],
         callbacks=[RichProgressBar(),
                    ModelCheckpoint(dirpath=checkpoints, save_last=True, save_top_k=0)],
@@ -115,6 +120,103 @@ def train_variant(variant: Variant, out: Path, datamodule: L.LightningDataModule
               "epochs": fit.current_epoch}
     atomic_write_bytes(folder / DONE_FILE, yaml.safe_dump(record).encode())
     return folder, model
+
+
+# -- the run folder: never destroy what is not ours -----------------------------------------------
+
+RUN_CONFIG_FILE = "run.yaml"
+#: What a run writes in its folder (besides the domain's figures); ``--overwrite`` removes
+#: exactly these, never anything else a user keeps there.
+RUN_FILES = (RUN_CONFIG_FILE, "model.safetensors", "config.json", DONE_FILE, "metrics.json",
+             "report.md")
+RUN_FOLDERS = ("companions", "checkpoints", "logs", "eval")
+
+
+def flat_keys(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A nested mapping as ``{"a.b.c": value}`` (lists and scalars are leaves)."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            flat.update(flat_keys(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def config_differences(saved: Mapping[str, Any], wanted: Mapping[str, Any],
+                       ignore: Sequence[str] = ("out",)) -> list[str]:
+    """The dotted keys whose values differ between two run configs (sorted)."""
+    a, b = flat_keys(saved), flat_keys(wanted)
+    return sorted(k for k in set(a) | set(b)
+                  if k.split(".")[0] not in ignore and a.get(k) != b.get(k))
+
+
+def prepare_run_folder(out: Path, config: Mapping[str, Any], *, resume: bool = False,
+                       overwrite: bool = False, figures: Sequence[str] = (),
+                       command: str = "train") -> str:
+    """Check ``--out`` before anything is written, then claim it with the run config.
+
+    - a missing or empty folder: a new run;
+    - a run of ours with the same config, or ``resume``: the run continues (finished
+      models are skipped, an interrupted one resumes from its last checkpoint);
+    - a run of ours with another config: refused, naming the differing keys, unless
+      ``overwrite`` (what the run wrote — :data:`RUN_FILES`, :data:`RUN_FOLDERS`,
+      ``figures`` — is removed; nothing else);
+    - a non-empty folder that is not a run: refused unless ``overwrite`` (the run is
+      written beside what is there; nothing is removed).
+
+    Args:
+        out: The run folder.
+        config: The run configuration about to be trained.
+        resume: ``--resume`` was given.
+        overwrite: ``--overwrite`` was given.
+        figures: The domain's figure files (removed with the run on ``overwrite``).
+        command: The command's name, for messages.
+
+    Returns:
+        ``"new"``, ``"continue"`` or ``"overwrite"``.
+
+    Raises:
+        ValueError: Naming the folder, the problem and the flag that overrides it.
+    """
+    out = Path(out)
+    saved_path = out / RUN_CONFIG_FILE
+    state = "new"
+    if saved_path.is_file():
+        saved = yaml.safe_load(saved_path.read_text()) or {}
+        differing = config_differences(saved, config)
+        if resume or not differing:
+            state = "continue"
+        elif overwrite:
+            _remove_run(out, figures)
+            state = "overwrite"
+        else:
+            shown = ", ".join(differing[:8]) + (" ..." if len(differing) > 8 else "")
+            raise ValueError(f"{out}: holds a run with another config (differs in {shown}); "
+                             f"continue it with --resume {out}, start it over with "
+                             f"--overwrite, or pick another --out")
+    elif out.is_dir() and any(out.iterdir()):
+        if not overwrite:
+            raise ValueError(f"{out}: not empty and not a run folder of {command}; pick "
+                             f"another --out, or pass --overwrite to write the run into it "
+                             f"(nothing already there is removed)")
+        state = "overwrite"
+    out.mkdir(parents=True, exist_ok=True)
+    if is_global_zero():
+        atomic_write_bytes(saved_path, yaml.safe_dump(dict(config), sort_keys=False).encode())
+    return state
+
+
+def _remove_run(out: Path, figures: Sequence[str]) -> None:
+    """Remove what a run wrote in ``out`` (and only that)."""
+    import shutil
+
+    for name in (*RUN_FILES, *figures):
+        (out / name).unlink(missing_ok=True)
+    for name in RUN_FOLDERS:
+        if (out / name).is_dir():
+            shutil.rmtree(out / name)
 
 
 # -- report and summary tables ------------------------------------------------------------------

@@ -41,7 +41,7 @@ class EmbeddedScenes:
         coords: (N, 2) (lon, lat).
         ids: Scene ids.
         pair_ids: Pair id per scene (empty string when unpaired).
-        dataset_index: Row of each scene in its dataset (for pictures).
+        dataset_index: Row of each scene in its dataset (for pictures), found by id.
     """
 
     sensor: str
@@ -75,6 +75,7 @@ class EvalData:
         image_size: The model's input side (``None``: the archive's own).
         batch_size: Scenes per forward pass.
         num_workers: DataLoader worker processes.
+        preload: Read and check every scene when opening (``None``: the loader's default).
     """
 
     root: Path
@@ -83,6 +84,7 @@ class EvalData:
     image_size: int | None = None
     batch_size: int = 64
     num_workers: int = 0
+    preload: bool | None = None
 
     def __post_init__(self) -> None:
         self._datasets: dict[tuple[str, str], SceneDataset] = {}
@@ -94,7 +96,8 @@ class EvalData:
             resize = ResizeImage(self.image_size) if self.image_size else None
             transforms = Compose(normaliser(sensor, self.bands[sensor]), resize)
             self._datasets[key] = open_dataset(self.root, self.layout, sensor, split,
-                                               self.bands[sensor], transforms)
+                                               self.bands[sensor], transforms,
+                                               preload=self.preload)
         return self._datasets[key]
 
     def loader(self, sensor: str, split: str) -> DataLoader:
@@ -107,16 +110,17 @@ class EvalData:
         return [bad for dataset in self._datasets.values() for bad in dataset.bad_samples]
 
 
-def _dominant(metadata, labels: torch.Tensor) -> torch.Tensor:
+def dominant_class(fractions: torch.Tensor, label_names: str) -> int:
+    """The land-cover class covering the most area: -1 when unknown.
+
+    From the area fractions when the sample has them; otherwise the first land-cover
+    label in the sample's label order, which loaders sort by area where the files tell it.
+    """
     classes = cards.land_cover_classes()
-    columns = cards.fraction_columns()
-    if all(c in metadata.columns for c in columns):
-        return torch.as_tensor(metadata[columns].to_numpy().argmax(1))
-    firsts = []
-    for row_labels in metadata["labels"]:
-        known = [classes.index(label) for label in row_labels if label in classes]
-        firsts.append(known[0] if known else -1)
-    return torch.as_tensor(firsts)
+    if fractions.numel() and bool(torch.isfinite(fractions).all()):
+        return int(fractions.argmax())
+    known = [classes.index(n) for n in label_names.split("; ") if n in classes]
+    return known[0] if known else -1
 
 
 def embed_scenes(model: ContrastiveModel, data: EvalData, sensor: str,
@@ -133,15 +137,24 @@ def embed_scenes(model: ContrastiveModel, data: EvalData, sensor: str,
         The embedded scenes.
     """
     found = embed_batches(model, data.loader(sensor, split),
-                          {sensor: "image", "location": "coords"}, keep=("label", "coords", "id"))
-    ids = found["id"]
-    if not ids:
+                          {sensor: "image", "location": "coords"},
+                          keep=("label", "coords", "id", "pair_id", "fractions", "label_names"))
+    # Joined by scene id, never by position: a bad scene the loader replaced by the next
+    # readable one arrives twice under that one's id and is scored once.
+    first = {scene: i for i, scene in reversed(list(enumerate(found["id"])))}
+    keep = torch.tensor(sorted(first.values()), dtype=torch.long)
+    if len(keep) == 0:
         raise SceneError(f"no readable {sensor} scene in the {split} split of {data.root}")
-    metadata = data.dataset(sensor, split).metadata
-    pair_ids = [str(p) for p in metadata["pair_id"]] if "pair_id" in metadata else [""] * len(ids)
-    return EmbeddedScenes(sensor, found[sensor], found.get("location"), found["label"],
-                          _dominant(metadata, found["label"]), found["coords"], ids, pair_ids,
-                          np.arange(len(ids)))
+    ids = [found["id"][i] for i in keep.tolist()]
+    rows = {scene: row for row, scene in enumerate(data.dataset(sensor, split).sample_ids())}
+    dominant = torch.tensor([dominant_class(found["fractions"][i], found["label_names"][i])
+                             for i in keep.tolist()])
+    location = found.get("location")
+    return EmbeddedScenes(sensor, found[sensor][keep],
+                          None if location is None else location[keep], found["label"][keep],
+                          dominant, found["coords"][keep], ids,
+                          [found["pair_id"][i] for i in keep.tolist()],
+                          np.asarray([rows[scene] for scene in ids]))
 
 
 def embed_available(model: ContrastiveModel, data: EvalData,

@@ -1,8 +1,10 @@
 """`python -m domains.remote_sensing.evaluate RUN [--data PATH --layout L]`: evaluate a run.
 
-Also called at the end of training. Embeds the held-out scenes with every model of the
-run (main and companions), computes the metrics, and writes ``metrics.json``,
-``report.md`` and the figures into the run folder. Scenes are opened here
+Also called at the end of training, which writes the run's own ``metrics.json``,
+``report.md`` and figures into the run folder. Run on its own, it writes them into
+``RUN/eval/<archive-name>/`` (or ``--out``) and never touches the training report. It
+embeds the held-out scenes with every model of the run (main and companions) and
+computes the metrics. Scenes are opened here
 (:class:`~domains.remote_sensing.embed.EvalData`), never through the training data module.
 """
 
@@ -15,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import yaml
 
 from core.atomic import atomic_write_bytes
 from core.checkpoint import load_run, variant_folder
@@ -48,10 +51,11 @@ GALLERY_QUERIES = ["water", "trees", "snow and ice", "built area", "flooded area
 
 def write_figures(out: Path, results: dict[str, Any], variants: list[Variant],
                   main_model: ContrastiveModel, main_scenes: dict[str, EmbeddedScenes],
-                  data: EvalData) -> None:
+                  data: EvalData, run: Path | None = None) -> None:
     """Training curves, zero-shot confusion matrices and a retrieval gallery as PNG."""
-    logs = {v.name: read_metrics_csv(out / "logs" / v.name / "metrics.csv") for v in variants
-            if (out / "logs" / v.name / "metrics.csv").is_file()}
+    logs_dir = (run or out) / "logs"
+    logs = {v.name: read_metrics_csv(logs_dir / v.name / "metrics.csv") for v in variants
+            if (logs_dir / v.name / "metrics.csv").is_file()}
     if logs:
         plot_training_curves(logs, ["train/loss", "val/loss", "train/temperature"],
                              out / "curves.png")
@@ -85,7 +89,7 @@ def eval_data(variant: Variant, config: dict[str, Any], root: Path) -> EvalData:
     """The held-out scenes of a variant: its bands, its input size, the run's archive."""
     data = config["data"]
     return EvalData(root, data["layout"], variant.bands, variant.image_size,
-                    data["batch_size"], data["num_workers"])
+                    data["batch_size"], data["num_workers"], data.get("preload"))
 
 
 def proximity_weight(model: ContrastiveModel, data: EvalData, sensors: list[str],
@@ -102,7 +106,8 @@ def proximity_weight(model: ContrastiveModel, data: EvalData, sensors: list[str]
 
 def evaluate_variants(models: dict[str, ContrastiveModel], variants: list[Variant],
                       config: dict[str, Any], root: Path, out: Path,
-                      training_seconds: float | None = None) -> dict[str, Any]:
+                      training_seconds: float | None = None,
+                      run: Path | None = None) -> dict[str, Any]:
     """Evaluate every model of a run and write metrics, report and figures.
 
     Args:
@@ -110,8 +115,10 @@ def evaluate_variants(models: dict[str, ContrastiveModel], variants: list[Varian
         variants: The run's variants (sensors and bands of each).
         config: The run configuration.
         root: Archive folder.
-        out: Run folder.
+        out: Where metrics, report and figures go (the run folder at the end of training).
         training_seconds: Wall time of training, for the report.
+        run: The run folder when ``out`` is another one (its training curves and
+            skipped training scenes are read from there).
 
     Returns:
         The metrics dict written to ``metrics.json``.
@@ -132,26 +139,48 @@ def evaluate_variants(models: dict[str, ContrastiveModel], variants: list[Varian
         if variant.name == "main":
             main_scenes, main_data = scenes, data
     summary = headline(results, main_is_geo="location" in models["main"].towers)
-    timing = {"training_seconds": training_seconds or 0.0}
-    bad = collect_bad_samples([], BadSampleLog(out / "logs" / BAD_SAMPLE_LOG))  # training
+    timing = {"training_seconds": training_seconds}
+    bad = collect_bad_samples([], BadSampleLog((run or out) / "logs" / BAD_SAMPLE_LOG))
     bad = list(dict.fromkeys([*bad, *(main_data.bad_samples() if main_data else [])]))
     payload = {"summary": summary, "variants": results, "timing": timing,
                "bad_samples": bad}
     atomic_write_bytes(out / "metrics.json", json.dumps(payload, indent=2).encode())
     atomic_write_bytes(out / "report.md",
                        markdown_report(results, summary, config, timing).encode())
-    write_figures(out, results, variants, models["main"], main_scenes, main_data)
+    write_figures(out, results, variants, models["main"], main_scenes, main_data, run)
     print_summary(summary, str(out), bad)
     return payload
 
 
+EVALUATION_FILE = "evaluation.yaml"
+
+
+def evaluation_folder(run: Path, root: Path, out: Path | None) -> Path:
+    """Where a stand-alone evaluation writes: ``--out``, else ``RUN/eval/<archive-name>/``.
+
+    Raises:
+        ValueError: ``out`` is the run folder itself, or a non-empty folder that is not an
+            earlier evaluation (nothing is written there).
+    """
+    folder = Path(out) if out is not None else Path(run) / "eval" / Path(root).name
+    if folder.resolve() == Path(run).resolve():
+        raise ValueError(f"{folder}: is the run folder; evaluation never overwrites the "
+                         f"training report (omit --out to write to {run}/eval/)")
+    if folder.is_dir() and any(folder.iterdir()) and not (folder / EVALUATION_FILE).is_file():
+        raise ValueError(f"{folder}: not empty and not an evaluation folder; pass an empty "
+                         f"or new --out")
+    return folder
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    """Evaluate a run folder from the command line."""
+    """Evaluate a run folder from the command line (into its own folder)."""
     parser = argparse.ArgumentParser(prog="python -m domains.remote_sensing.evaluate",
                                      description="Evaluate a CLOSP/GeoCLOSP run folder.")
     parser.add_argument("run", type=Path, help="run folder written by train")
     parser.add_argument("--data", type=Path, help="archive root (default: the run's)")
     parser.add_argument("--layout", help="layout of --data (default: the run's)")
+    parser.add_argument("--out", type=Path,
+                        help="where to write (default: RUN/eval/<archive folder name>/)")
     args = parser.parse_args(argv)
     config = load_yaml(args.run / "run.yaml")
     if args.data is not None:
@@ -162,10 +191,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         from domains.remote_sensing.synthetic import default_archive
 
         root = default_archive()
+    out = evaluation_folder(args.run, Path(root), args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(out / EVALUATION_FILE, yaml.safe_dump(
+        {"run": str(args.run.resolve()), "archive": str(Path(root).resolve()),
+         "layout": config["data"]["layout"]}).encode())
     variants = build_variants(config["model"], config["companions"],
                               overrides={"loss": config["loss"]})
     models = {v.name: load_run(variant_folder(args.run, v.name)) for v in variants}
-    return evaluate_variants(models, variants, config, Path(root), args.run)
+    return evaluate_variants(models, variants, config, Path(root), out, run=args.run)
 
 
 if __name__ == "__main__":

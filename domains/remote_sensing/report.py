@@ -69,8 +69,11 @@ def markdown_report(results: dict[str, dict[str, Any]], summary: dict[str, Any],
     lines = [f"# Run report: {run['model']}", "",
              f"Data: `{run['data'].get('root') or 'default synthetic archive'}` "
              f"({run['data']['layout']}); seed {run['seed']}; loss `{run['loss']['type']}`; "
-             f"{run['trainer']['max_epochs']} epochs per model; training took "
-             f"{timing.get('training_seconds', 0):.0f} s.", "",
+             f"{run['trainer']['max_epochs']} epochs per model; " + (
+                 f"training took {timing['training_seconds']:.0f} s."
+                 if timing.get("training_seconds") is not None
+                 else "evaluation of a trained run (training time: see the run's report)."),
+             "",
              "## Headline (held-out test split)", ""]
     lines += markdown_table(["metric", "value", "target"],
                             [(k, v, TARGETS.get(k)) for k, v in summary["figures"].items()])

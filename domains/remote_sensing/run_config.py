@@ -51,7 +51,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--loss", choices=("soft_target", "clip", "siglip"), help="loss type")
     parser.add_argument("--seed", type=int, help="random seed")
     parser.add_argument("--out", type=Path, help="run folder (default: runs/<model>)")
-    parser.add_argument("--resume", type=Path, help="continue an interrupted run folder")
+    parser.add_argument("--resume", type=Path, help="continue an interrupted run folder (with "
+                        "the config saved there)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="start --out over when it holds a run with another config "
+                        "(removes only what that run wrote), or write into a non-empty "
+                        "folder that is not a run")
     parser.add_argument("--no-companions", action="store_true",
                         help="train only the main model (no RGB / S1-alone / Geo comparison)")
     parser.add_argument("--set", dest="overrides", action="append", default=[],

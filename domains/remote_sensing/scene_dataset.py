@@ -92,10 +92,15 @@ class SceneDataset(SampleDataset, NonGeoDataset):
             "sensor": self.sensor,
             "path": self._path(index),
             "id": str(row.get("id", row["path"])),
+            "pair_id": _text(row.get("pair_id")),
         }
         if "date" in found:
             sample["date"] = str(found["date"])
         return sample
+
+    def sample_ids(self) -> list[str]:
+        """The ``id`` each row's sample carries, in row order."""
+        return [str(row.get("id", row["path"])) for _, row in self.metadata.iterrows()]
 
     def _fractions(self, row: pd.Series) -> torch.Tensor:
         """Area fraction of each land-cover class (NaN when the table has none): (9,)."""
@@ -117,3 +122,9 @@ class SceneDataset(SampleDataset, NonGeoDataset):
         if suptitle:
             figure.suptitle(suptitle)
         return figure
+
+
+def _text(value: object) -> str:
+    """A metadata cell as text ("" for None/NaN)."""
+    return "" if value is None or (isinstance(value, float) and np.isnan(value)) \
+        else str(value)

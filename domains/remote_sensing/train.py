@@ -14,20 +14,20 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 
-from core.atomic import atomic_write_bytes
 from core.checkpoint import load_run
 from core.cli import run_cli
 from core.distributed import is_global_zero, shutdown
 from core.model import ContrastiveModel
-from core.runs import quiet_lightning
+from core.runs import console, prepare_run_folder, quiet_lightning
 from core.runs import train_variant as train_model
 from domains.remote_sensing.datamodule import CLOSPDataModule
 from domains.remote_sensing.run_config import build_parser, resolve_run_config
 from domains.remote_sensing.variants import Variant, build_variants
 
 BAD_SAMPLE_LOG = "bad_samples.jsonl"
+#: The figures evaluation writes into the run folder (removed with it by --overwrite).
+FIGURES = ("curves.png", "confusion_s2.png", "confusion_s1.png", "gallery.png")
 
 
 def datamodule_for(variant: Variant, config: dict[str, Any], root: Path,
@@ -85,8 +85,11 @@ def main(argv: list[str] | None = None) -> Path:
     config = resolve_run_config(args)
     quiet_lightning()
     out = Path(config["out"])
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(out / "run.yaml", yaml.safe_dump(config, sort_keys=False).encode())
+    state = prepare_run_folder(out, config, resume=args.resume is not None,
+                               overwrite=args.overwrite, figures=FIGURES,
+                               command="domains.remote_sensing.train")
+    if state == "continue":
+        console.print(f"continuing the run in {out} (finished models are kept)")
     torch.set_float32_matmul_precision("high")
     started = time.perf_counter()
     root = Path(config["data"]["root"]) if config["data"].get("root") else None
