@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 import torch
 from rich.console import Console
-from shapely.geometry import Point, box
+from shapely.geometry import Point
 
 from core.cli import run_cli
 from core.indexing import embed_archive, plan_shards
@@ -39,7 +39,7 @@ from core.resources import load_yaml
 from core.retrieval import EmbeddingIndex
 from domains.remote_sensing.archives import LAYOUTS, detect_layout, open_dataset
 from domains.remote_sensing.run_model import SceneRun
-from domains.remote_sensing.scene_io import SceneError, geotiff_footprint
+from domains.remote_sensing.scene_io import SceneError, geotiff_footprint, repair_antimeridian
 
 console = Console()
 INDEX_TYPE = "mosaic-vlm scene index"
@@ -71,14 +71,19 @@ class BuildSummary:
 
 
 def _footprint(metadata: pd.DataFrame, row: int, path: str, lon: float, lat: float) -> Any:
-    """A scene's footprint: the table's geometry, the GeoTIFF's bounds, or its centre point."""
+    """A scene's footprint: the table's geometry, the GeoTIFF's bounds, or its centre point.
+
+    A footprint crossing the antimeridian is a two-part MultiPolygon, one part on each side
+    of 180° (see :func:`~domains.remote_sensing.scene_io.geotiff_footprint`); a table
+    polygon drawn across the globe there (corners projected one by one) is cut the same way.
+    """
     if isinstance(metadata, gpd.GeoDataFrame) and metadata.geometry.name in metadata:
         geometry = metadata.geometry.iloc[row]
         if geometry is not None and not geometry.is_empty:
-            return geometry
-    bounds = geotiff_footprint(path)
-    if bounds is not None:
-        return box(*bounds)
+            return repair_antimeridian(geometry)
+    footprint = geotiff_footprint(path)
+    if footprint is not None:
+        return footprint
     return Point(lon, lat) if math.isfinite(lon) and math.isfinite(lat) else None
 
 

@@ -201,15 +201,29 @@ class SceneIndex:
         return None if sensor in (None, "any") and bbox is None and date is None else mask
 
     def _in_box(self, bbox: tuple[float, float, float, float]) -> np.ndarray:
-        """Footprints intersecting a lon/lat box (split in two across the antimeridian)."""
+        """Footprints intersecting a lon/lat box (split in two across the antimeridian).
+
+        Rows whose footprint bounds miss the box are dropped by a vectorised test; shapely
+        decides among the rest. A footprint cut at the antimeridian (a MultiPolygon with a
+        part on each side of 180°) has total bounds spanning -180..180, so it is always a
+        candidate by longitude and shapely tests its parts exactly; other footprints are
+        tested against their own bounds. Rows without a footprint never match.
+
+        Args:
+            bbox: (west, south, east, north) in degrees; west > east crosses 180°.
+
+        Returns:
+            (N,) boolean mask.
+        """
         west, south, east, north = bbox
         boxes = [(west, south, east, north)] if west <= east else \
             [(west, south, 180.0, north), (-180.0, south, east, north)]
-        minx, miny, maxx, maxy = self._bounds.T
+        minx, miny, maxx, maxy = self._bounds.T  # (N,) each; NaN without a footprint
         result = np.zeros(len(self), dtype=bool)
-        geometry = self.metadata.geometry.to_numpy()
+        geometry = self.metadata.geometry.to_numpy()  # (N,) shapely geometries
         for w, s, e, n in boxes:
-            candidates = np.flatnonzero((minx <= e) & (maxx >= w) & (miny <= n) & (maxy >= s))
+            candidates = np.flatnonzero((minx <= e) & (maxx >= w) & (miny <= n) & (maxy >= s)
+                                        & ~result)
             hits = shapely.intersects(geometry[candidates], box(w, s, e, n))
             result[candidates[hits]] = True
         return result

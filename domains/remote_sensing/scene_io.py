@@ -16,6 +16,9 @@ from rasterio.crs import CRS
 from rasterio.enums import Resampling
 from rasterio.warp import transform as transform_points
 from rasterio.warp import transform_bounds
+from shapely import affinity
+from shapely.geometry import MultiPolygon, Polygon, box
+from shapely.geometry.base import BaseGeometry
 
 from core.data import SampleError
 from domains.remote_sensing import cards
@@ -190,10 +193,14 @@ def to_lon_lat(crs: Any, x: float, y: float) -> tuple[float, float]:
     return float(lons[0]), float(lats[0])
 
 
-def geotiff_footprint(path: str | Path) -> tuple[float, float, float, float] | None:
-    """(west, south, east, north) in degrees of a GeoTIFF's bounds, or ``None``.
+def geotiff_footprint(path: str | Path) -> Polygon | MultiPolygon | None:
+    """A GeoTIFF's footprint in degrees (EPSG:4326): the box of its lon/lat bounds, or ``None``.
 
-    ``None`` when the file is not a georeferenced raster (no CRS, not readable, a folder).
+    A scene crossing the antimeridian (west > east after transforming its bounds, or a
+    geographic raster running past ±180°) gets a two-part MultiPolygon, one box on each
+    side of 180°, every part within [-180, 180]; any other scene gets
+    ``box(*transform_bounds(...))``. ``None`` when the file is not a georeferenced raster
+    (no CRS, not readable, a folder).
     """
     path = Path(path)
     if not path.is_file():
@@ -205,4 +212,85 @@ def geotiff_footprint(path: str | Path) -> tuple[float, float, float, float] | N
             west, south, east, north = transform_bounds(src.crs, "EPSG:4326", *src.bounds)
     except (rasterio.errors.RasterioError, OSError):
         return None
-    return float(west), float(south), float(east), float(north)
+    return lonlat_box(float(west), float(south), float(east), float(north))
+
+
+def lonlat_box(west: float, south: float, east: float, north: float) -> Polygon | MultiPolygon:
+    """A lon/lat box as a footprint, cut in two where it crosses the antimeridian.
+
+    Args:
+        west: Western edge in degrees; greater than ``east`` for a box crossing 180°
+            (as ``rasterio.warp.transform_bounds`` returns such boxes), or past ±180°.
+        south: Southern edge.
+        east: Eastern edge.
+        north: Northern edge.
+
+    Returns:
+        ``box(west, south, east, north)`` when it lies within [-180, 180] and west <= east;
+        otherwise the same box drawn eastwards from ``west`` and wrapped by
+        :func:`wrap_antimeridian` (a two-part MultiPolygon when it crosses 180°).
+    """
+    if west <= east and -180.0 <= west and east <= 180.0:
+        return box(west, south, east, north)
+    if west > east:
+        east += 360.0  # drawn continuously eastwards across 180°
+    return wrap_antimeridian(box(west, south, east, north))
+
+
+def wrap_antimeridian(geometry: BaseGeometry) -> BaseGeometry:
+    """Cut a lon/lat polygon drawn continuously past ±180° into parts within [-180, 180].
+
+    Args:
+        geometry: A (multi)polygon in degrees whose longitudes may run past 180 or -180
+            (e.g. 179.9..180.1 for a scene straddling the antimeridian).
+
+    Returns:
+        The geometry unchanged when it already lies within [-180, 180]; a box spanning
+        every longitude when it wraps the whole globe; else its pieces shifted by ±360°
+        into [-180, 180] (a MultiPolygon when there are several, as on either side of 180°).
+    """
+    west, south, east, north = geometry.bounds
+    if -180.0 <= west and east <= 180.0:
+        return geometry
+    if east - west >= 360.0:
+        return box(-180.0, south, 180.0, north)
+    parts: list[Polygon] = []
+    for shift in (360.0, 0.0, -360.0):  # the piece that lands in [-180, 180] after +shift
+        piece = geometry.intersection(box(-180.0 - shift, south, 180.0 - shift, north))
+        pieces = getattr(piece, "geoms", [piece])
+        parts.extend(affinity.translate(part, xoff=shift) for part in pieces
+                     if isinstance(part, Polygon) and part.area > 0)
+    return parts[0] if len(parts) == 1 else MultiPolygon(parts)
+
+
+def repair_antimeridian(geometry: BaseGeometry | None) -> BaseGeometry | None:
+    """Cut a footprint polygon wrongly drawn across the globe at the antimeridian.
+
+    A polygon whose corners were projected to lon/lat one by one comes out with
+    longitudes near +180 and near -180 for a scene crossing the antimeridian, and so
+    spans nearly 360°. When moving its negative longitudes east by 360° makes it a proper
+    polygon narrower than 180°, that is what happened (a scene is never wider than 180° of
+    longitude): it is redrawn so and cut by
+    :func:`wrap_antimeridian`. Anything else (a real footprint, a point, a polar box
+    spanning every longitude, coordinates that are not degrees, ``None``) comes back
+    unchanged.
+    """
+    if not isinstance(geometry, Polygon) or geometry.is_empty:
+        return geometry
+    west, south, east, north = geometry.bounds
+    if east - west <= 180.0 or not (-180.0 <= west and east <= 180.0
+                                    and -90.0 <= south and north <= 90.0):
+        return geometry  # narrow enough, or not in degrees at all
+
+    def unwrap(coords: np.ndarray) -> np.ndarray:  # (P, 2) lon, lat
+        coords = np.array(coords, dtype=float)
+        coords[coords[:, 0] < 0, 0] += 360.0
+        return coords
+
+    shell = unwrap(geometry.exterior.coords)
+    if np.ptp(shell[:, 0]) >= 180.0:
+        return geometry
+    unwrapped = Polygon(shell, [unwrap(ring.coords) for ring in geometry.interiors])
+    if not unwrapped.is_valid or unwrapped.area <= 0:
+        return geometry  # e.g. box(-180, s, 180, n) around a pole
+    return wrap_antimeridian(unwrapped)

@@ -9,7 +9,7 @@ import numpy as np
 import rasterio
 from pyproj import Transformer
 from rasterio.transform import from_origin
-from shapely.geometry import Polygon
+from shapely.geometry import MultiPolygon, Polygon
 
 PIXEL_M = 10.0
 
@@ -64,9 +64,18 @@ def write_geotiff(path: Path, image: np.ndarray, lon: float, lat: float, bands: 
     return f"EPSG:{epsg}"
 
 
-def scene_footprint(lon: float, lat: float, size: int) -> Polygon:
-    """The scene's footprint as a lon/lat polygon."""
+def scene_footprint(lon: float, lat: float, size: int) -> Polygon | MultiPolygon:
+    """The scene's footprint as a lon/lat polygon.
+
+    A scene crossing the antimeridian gets a two-part MultiPolygon, one part on each side of
+    180° (its corners' longitudes come out near +180 and near -180).
+    """
     epsg, west, north = scene_origin(lon, lat, size)
     east, south = west + size * PIXEL_M, north - size * PIXEL_M
     xs, ys = _from_utm(epsg).transform([west, east, east, west], [north, north, south, south])
-    return Polygon(zip(xs, ys, strict=True))
+    polygon = Polygon(zip(xs, ys, strict=True))
+    if max(xs) - min(xs) <= 180.0:
+        return polygon
+    from domains.remote_sensing.scene_io import repair_antimeridian  # rare; keeps this light
+
+    return repair_antimeridian(polygon)
