@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from core.distributed import is_global_zero, shutdown
+from core.lightning_io import load_checkpoint_file, save_checkpoint_file
 from core.losses import PairwiseLoss
 
 WORLD_SIZE = 2
@@ -92,14 +93,18 @@ def _worker(rank: int, port: int, out: str) -> None:
             for grad in grads.values():  # what DDP does: average gradients over ranks
                 dist.all_reduce(grad)
                 grad /= WORLD_SIZE
-            results[(kind, local_loss)] = {"losses": torch.stack(losses), "grads": grads}
+            results[_key(kind, local_loss)] = {"losses": torch.stack(losses), "grads": grads}
         results["is_global_zero"] = is_global_zero()
         shutdown()  # barrier, then leave the group
         results["after_shutdown"] = (dist.is_initialized(), is_global_zero())
-        torch.save(results, Path(out) / f"rank{rank}.pt")
+        save_checkpoint_file(results, Path(out) / f"rank{rank}.safetensors")  # no pickle
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
+
+
+def _key(kind: str, local_loss: bool) -> str:
+    return f"{kind}/{'local' if local_loss else 'global'}"
 
 
 def _free_port() -> int:
@@ -117,14 +122,14 @@ def ranks(tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
     method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
     mp.start_processes(_worker, args=(_free_port(), str(out)), nprocs=WORLD_SIZE, join=True,
                        start_method=method)
-    return [torch.load(out / f"rank{r}.pt") for r in range(WORLD_SIZE)]
+    return [load_checkpoint_file(out / f"rank{r}.safetensors") for r in range(WORLD_SIZE)]
 
 
 @pytest.mark.parametrize(("kind", "local_loss"), CASES)
 def test_two_ranks_match_one_process(ranks: list[dict], kind: str, local_loss: bool) -> None:
     inputs, labels = _batch()
     expected_loss, expected_grads = _loss_and_grads(kind, local_loss, inputs, labels)
-    losses = [r[(kind, local_loss)]["losses"] for r in ranks]
+    losses = [r[_key(kind, local_loss)]["losses"] for r in ranks]
     torch.testing.assert_close(losses[0], losses[1], rtol=0, atol=0)  # both saw the same
     if local_loss:  # each rank has its own rows' loss; their mean is the full loss
         assert not torch.allclose(losses[0][0], losses[0][1])
@@ -139,13 +144,13 @@ def test_two_ranks_match_one_process(ranks: list[dict], kind: str, local_loss: b
         else:
             assert expected.abs().max() > 1e-3, name
         for rank in ranks:
-            got = rank[(kind, local_loss)]["grads"][name]
+            got = rank[_key(kind, local_loss)]["grads"][name]
             torch.testing.assert_close(got, expected, rtol=0, atol=1e-12, msg=name)
 
 
 def test_rank_checks_and_shutdown_in_the_process_group(ranks: list[dict]) -> None:
     assert [r["is_global_zero"] for r in ranks] == [True, False]
-    assert [r["after_shutdown"] for r in ranks] == [(False, True), (False, False)]
+    assert [tuple(r["after_shutdown"]) for r in ranks] == [(False, True), (False, False)]
 
 
 def test_single_process_local_loss_is_the_full_loss() -> None:
