@@ -230,8 +230,8 @@ def embed_batches(model: ContrastiveModel, batches: Iterable[Mapping[str, Any]],
         keep: Batch fields returned as well (tensors concatenated, lists joined).
 
     Returns:
-        Tower -> (N, D) normalised embeddings on the CPU, and each kept field (an empty
-        dict of towers when there was no batch: check ``len(result["ids"])``-like fields).
+        Tower -> (N, D) normalised embeddings on the CPU, and each kept field (empty lists
+        when the loader yielded no batch).
     """
     model.eval()
     device = next(model.parameters()).device
