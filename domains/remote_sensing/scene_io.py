@@ -20,14 +20,10 @@ from shapely import affinity
 from shapely.geometry import MultiPolygon, Polygon, box
 from shapely.geometry.base import BaseGeometry
 
-from core.data import SampleError
 from domains.remote_sensing import cards
+from domains.remote_sensing.inputs import SceneError, SensorMismatchError  # noqa: F401
 
 MIN_VALID_FRACTION = 0.5
-
-
-class SceneError(SampleError):
-    """A scene file that cannot be used; the message names the file and the problem."""
 
 
 def _band_indices(path: Path, descriptions: Sequence[str | None], count: int, sensor: str,
