@@ -2,9 +2,16 @@
 
 Layout of an archive folder::
 
-    s2/<id>.tif            13-band uint16 L1C-like scenes (reflectance x 10000, nodata 0)
-    s1/<id>.tif            2-band float32 sigma0 in dB (VV, VH; nodata -9999)
-    metadata.parquet       one row per file: footprint, sensor, date, labels, caption, split
+    s2/<id>.tif            13-band uint16 L1C-like scenes (nodata 0): DN = 10000 x reflectance
+                           before 25 January 2022, DN = 10000 x reflectance + 1000 from then
+                           on (tags PROCESSING_LEVEL, PROCESSING_BASELINE, RADIO_ADD_OFFSET)
+    s2/<id>_scl.tif        its scene classification layer (uint8 Sen2Cor SCL codes: 3 cloud
+                           shadow, 8/9 cloud, 10 thin cirrus, 4/5/6/11 clear surface)
+    s1/<id>.tif            2-band float32 sigma0 in dB (VV, VH; nodata -9999), speckled at
+                           the card's equivalent number of looks (IW GRD: 4.4)
+    metadata.parquet       one row per file: footprint, sensor, date, labels, caption, split,
+                           processing_level/_baseline, radiometric_offset, cloud_fraction,
+                           cloud_shadow_fraction, scl_path
     manifest.json          generator name, parameters and counts; written last, so its
                            presence means complete
 
@@ -37,12 +44,22 @@ import numpy as np
 from core.atomic import atomic_replace_dir, atomic_write_bytes
 from core.resources import cache_root
 from domains.remote_sensing import cards
+from domains.remote_sensing.synthetic.clouds import cloud_fractions
 from domains.remote_sensing.synthetic.fields import land_cover_map, smooth_noise
 from domains.remote_sensing.synthetic.geography import class_logits, place_scene
-from domains.remote_sensing.synthetic.physics import Physics, render_s1, render_s2
-from domains.remote_sensing.synthetic.writer import scene_footprint, write_geotiff
+from domains.remote_sensing.synthetic.physics import (
+    Physics,
+    digital_numbers,
+    render_s1,
+    render_s2,
+)
+from domains.remote_sensing.synthetic.writer import s2_product, scene_footprint, write_geotiff
 
-GENERATOR_VERSION = 1
+#: 2: speckle ENL and clouds (SCL layers) from the card, dates straddling 2022 with the
+#: post-2022 radiometric offset.
+GENERATOR_VERSION = 2
+#: The scene classification layer beside each S2 scene: ``s2/<id>_scl.tif``.
+SCL_SUFFIX = "_scl.tif"
 #: Written into every manifest: how an archive of this generator is recognised.
 GENERATOR_NAME = "domains.remote_sensing.synthetic"
 _SENSOR_DIRS = ("s2", "s1")
@@ -57,9 +74,8 @@ CRISIS_AS_LAND_COVER = {"flooded area": "water", "burned area": "bare ground",
 
 @cache
 def _physics() -> Physics:
-    card = dict(cards.card("synthetic"))
-    card["equivalent_number_of_looks"] = cards.card("sentinel1")["equivalent_number_of_looks"]
-    return Physics.from_card(card, cards.land_cover_classes(), cards.crisis_tags())
+    return Physics.from_card(cards.card("synthetic"), cards.land_cover_classes(),
+                             cards.crisis_tags())
 
 
 def simulate_surface(rng: np.random.Generator, size: int) -> tuple[np.ndarray, dict[str, Any]]:
@@ -127,21 +143,52 @@ def _make_scene(job: tuple[int, str, tuple[str, ...], np.random.SeedSequence, in
     rows = []
     for sensor in sensors:
         path = Path(root) / sensor / f"{scene_id}.tif"
-        cloud_fraction = 0.0
         if sensor == "s2":
-            clouds = rng.random() < physics.card["cloud_probability"]
-            image, cloud_fraction = render_s2(rng, surface, physics, clouds)
-            bands, nodata = cards.s2_bands("L1C"), 0
+            image, crs, product = _write_s2(rng, surface, meta, physics, Path(root), scene_id)
         else:
             image, bands = render_s1(rng, surface, physics), cards.s1_bands()
-            nodata = cards.card("sentinel1")["nodata"]
-        crs = write_geotiff(path, image, meta["lon"], meta["lat"], bands, nodata)
+            crs = write_geotiff(path, image, meta["lon"], meta["lat"], bands,
+                                cards.card("sentinel1")["nodata"])
+            product = _NO_S2_PRODUCT
         row_id = f"{sensor}_{scene_id}" if len(sensors) > 1 else scene_id
         rows.append({"id": row_id, "sensor": sensor,
                      "path": f"{sensor}/{scene_id}.tif", "pair_id": scene_id if len(sensors) > 1
-                     else "", "split": split, "cloud_fraction": cloud_fraction, "crs": crs,
-                     "index": index, **meta})
+                     else "", "split": split, "crs": crs, "index": index, **product, **meta})
     return rows
+
+
+#: The S2-only metadata columns of an S1 row (SAR sees through clouds: no cloud cover).
+_NO_S2_PRODUCT = {"processing_level": "GRD", "processing_baseline": "", "radiometric_offset": 0,
+                  "cloud_fraction": 0.0, "cloud_shadow_fraction": 0.0, "cloud_regime": "",
+                  "sun_zenith_deg": float("nan"), "sun_azimuth_deg": float("nan"),
+                  "scl_path": ""}
+
+
+def _write_s2(rng: np.random.Generator, surface: np.ndarray, meta: dict[str, Any],
+              physics: Physics, root: Path, scene_id: str
+              ) -> tuple[np.ndarray, str, dict[str, Any]]:
+    """Render and write one S2 product and its SCL layer; return DN, CRS and its columns.
+
+    Digital numbers carry the radiometric offset of the processing baseline in force on
+    the sensing date (:func:`~.writer.s2_product`), declared in the file's tags and in the
+    metadata columns ``processing_level``, ``processing_baseline``, ``radiometric_offset``.
+    """
+    reflectance, scl, sky = render_s2(rng, surface, physics, meta["lat"],
+                                      datetime.fromisoformat(meta["date"]).date())
+    product = s2_product(meta["date"], physics.card)
+    image = digital_numbers(reflectance, product.offset)  # (13, H, W) uint16
+    crs = write_geotiff(root / "s2" / f"{scene_id}.tif", image, meta["lon"], meta["lat"],
+                        cards.s2_bands("L1C"), 0, product.tags())
+    scl_path = f"s2/{scene_id}{SCL_SUFFIX}"
+    write_geotiff(root / scl_path, scl[None], meta["lon"], meta["lat"], ["SCL"], 0,
+                  {"LAYER": "SCL", "PROCESSING_LEVEL": product.level})
+    cloud, shadow = cloud_fractions(scl)
+    return image, crs, {
+        "processing_level": product.level, "processing_baseline": product.baseline,
+        "radiometric_offset": product.offset, "cloud_fraction": cloud,
+        "cloud_shadow_fraction": shadow, "cloud_regime": sky.regime,
+        "sun_zenith_deg": sky.sun_zenith_deg, "sun_azimuth_deg": sky.sun_azimuth_deg,
+        "scl_path": scl_path}
 
 
 class UnsafeOutputError(ValueError):

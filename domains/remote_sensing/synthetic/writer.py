@@ -1,7 +1,15 @@
-"""Write scenes as GeoTIFFs in their UTM zone, and compute their footprints."""
+"""Write scenes as GeoTIFFs in their UTM zone, and compute their footprints.
+
+Sentinel-2 scenes carry the product metadata a reader needs to get reflectance back, as
+GeoTIFF tags: ``PROCESSING_LEVEL`` (L1C), ``PROCESSING_BASELINE`` (by sensing date) and,
+from baseline 04.00 (25 January 2022) on, ``RADIO_ADD_OFFSET=-1000`` with digital numbers
+``DN = 10000 x rho + 1000`` (:func:`s2_product`).
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
@@ -38,17 +46,64 @@ def scene_origin(lon: float, lat: float, size: int) -> tuple[int, float, float]:
     return epsg, round(easting - half), round(northing + half)
 
 
+@dataclass(frozen=True)
+class S2Product:
+    """The processing of one synthetic Sentinel-2 product.
+
+    Attributes:
+        level: Processing level (``L1C``).
+        baseline: Processing baseline in force on the sensing date (``"04.00"``...).
+        offset: ``RADIO_ADD_OFFSET`` in DN (-1000 from baseline 04.00 on, else 0).
+    """
+
+    level: str
+    baseline: str
+    offset: int
+
+    def tags(self) -> dict[str, str]:
+        """The GeoTIFF tags declaring level, baseline and (when there is one) the offset."""
+        tags = {"PROCESSING_LEVEL": self.level, "PROCESSING_BASELINE": self.baseline,
+                "QUANTIFICATION_VALUE": "10000"}
+        if self.offset:
+            tags["RADIO_ADD_OFFSET"] = str(self.offset)
+        return tags
+
+
+def s2_product(date: dt.date | str, card: dict) -> S2Product:
+    """The L1C processing baseline and radiometric offset of a product sensed on ``date``.
+
+    Args:
+        date: Sensing date.
+        card: The ``synthetic`` card (``s2_processing_baselines``,
+            ``s2_offset_from_baseline``, ``s2_radiometric_offset``).
+
+    Returns:
+        Level, baseline and offset.
+    """
+    day = dt.date.fromisoformat(date) if isinstance(date, str) else date
+    table = sorted((dt.date.fromisoformat(first), baseline)
+                   for first, baseline in card["s2_processing_baselines"])
+    baseline = table[0][1]
+    for first, name in table:
+        if day >= first:
+            baseline = name
+    offset_from = tuple(int(x) for x in card["s2_offset_from_baseline"].split("."))
+    with_offset = tuple(int(x) for x in baseline.split(".")) >= offset_from
+    return S2Product("L1C", baseline, int(card["s2_radiometric_offset"]) if with_offset else 0)
+
+
 def write_geotiff(path: Path, image: np.ndarray, lon: float, lat: float, bands: list[str],
-                  nodata: float) -> str:
+                  nodata: float | None, tags: dict[str, str] | None = None) -> str:
     """Write a (C, H, W) scene centred on (lon, lat) at 10 m in its UTM zone.
 
     Args:
         path: Output file.
-        image: (C, H, W) array (uint16 or float32).
+        image: (C, H, W) array (uint8, uint16 or float32).
         lon: Scene-centre longitude.
         lat: Scene-centre latitude.
         bands: Band descriptions, one per channel.
-        nodata: The nodata value.
+        nodata: The nodata value (``None``: none).
+        tags: Dataset-level GeoTIFF metadata tags (product level, baseline, offset...).
 
     Returns:
         The CRS as ``"EPSG:<code>"``.
@@ -61,6 +116,8 @@ def write_geotiff(path: Path, image: np.ndarray, lon: float, lat: float, bands: 
     with rasterio.open(path, "w", **profile) as dst:
         dst.write(image)
         dst.descriptions = tuple(bands)
+        if tags:
+            dst.update_tags(**tags)
     return f"EPSG:{epsg}"
 
 
