@@ -14,6 +14,15 @@ and ConfigILM's ``BENv2_DataSet.py`` for the metadata columns)::
     <root>/metadata.parquet
         patch_id, labels (19-class names), split ("train" | "validation" | "test"),
         country, s1_name, s2v1_name, contains_seasonal_snow, contains_cloud_or_shadow.
+    <root>/metadata_for_patches_with_snow_cloud_or_shadow.parquet   (optional)
+        the same columns for the patches reBEN keeps apart because they hold seasonal
+        snow, clouds or cloud shadows: they are not in ``metadata.parquet``.
+
+The snow/cloud patches are read from their own table when it is present, so they can
+be loaded (``exclude_snow_cloud=False``, the default) or dropped
+(``exclude_snow_cloud=True`` drops exactly the patches that table lists, plus any row
+of ``metadata.parquet`` flagged ``contains_seasonal_snow`` / ``contains_cloud_or_shadow``).
+Each row keeps ``snow_cloud`` (bool) in ``metadata``.
 
 Bands are read by name and stacked on the 10 m grid (20 m and 60 m bands upsampled
 bilinearly, as TorchGeo does). B10 does not exist in L2A: asked for (the default 13-band
@@ -21,6 +30,13 @@ order), it comes back as NaN, i.e. 0 after the datamodule's normalisation (the b
 mean: no information), as CLOSP zero-fills it. Labels map to Dynamic World through
 ``corine_to_dynamic_world.yaml``; with reference maps, captions name the classes largest
 area first and samples carry area fractions. S1 and S2 of one patch share a ``pair_id``.
+
+Why not TorchGeo's ``BigEarthNetV2``: it reads every band with ``out_dtype="int32"``,
+which truncates Sentinel-1 dB values (-12.7 dB becomes -12) and drops the fractional
+part of bilinearly resampled S2 bands; it orders band files by sorted file name, so S1
+comes back VH before VV; and it reads only ``metadata.parquet``, so the snow/cloud
+patches can be neither loaded nor excluded. The folder layout and the patch-id ->
+folder rule are TorchGeo's, kept identical.
 """
 
 from __future__ import annotations
@@ -62,8 +78,9 @@ class BigEarthNetV2(SceneDataset):
         transforms: A dictionary transform applied to each sample.
         strict: Raise on the first bad patch instead of skipping it.
         preload: Read and check every patch at construction (small archives, tests).
-        exclude_snow_cloud: Drop patches flagged ``contains_seasonal_snow`` or
-            ``contains_cloud_or_shadow``.
+        exclude_snow_cloud: Drop the patches listed in
+            ``metadata_for_patches_with_snow_cloud_or_shadow.parquet`` and any patch
+            flagged ``contains_seasonal_snow`` or ``contains_cloud_or_shadow``.
     """
 
     def __init__(
@@ -79,19 +96,13 @@ class BigEarthNetV2(SceneDataset):
         for path in (table, self.folder):
             if not path.exists():
                 raise FileNotFoundError(f"{path}: BigEarthNet v2 file or folder not found")
-        frame = pd.read_parquet(table)
-        needed = {"patch_id", "labels", "split"} | ({"s1_name"} if sensor == "s1" else set())
-        missing = needed - set(frame.columns)
-        if missing:
-            raise ValueError(f"{table}: missing columns {sorted(missing)}")
+        frame = self._table(table, sensor)
         names = self.card["split_names"]
         frame = frame.assign(split=[names.get(str(s), str(s)) for s in frame["split"]])
         if split is not None:
             frame = frame[frame["split"] == split]
         if exclude_snow_cloud:
-            for flag in ("contains_seasonal_snow", "contains_cloud_or_shadow"):
-                if flag in frame.columns:
-                    frame = frame[~frame[flag].astype(bool)]
+            frame = frame[~frame["snow_cloud"]]
         self.archive_bands = list(self.card[f"{sensor}_bands"])
         self.missing_bands = [b for b in self.bands if b not in self.archive_bands]
         if self.missing_bands:
@@ -102,6 +113,27 @@ class BigEarthNetV2(SceneDataset):
         self._drop_unlabelled()
         if preload:
             self._preload()
+
+    def _table(self, table: Path, sensor: str) -> pd.DataFrame:
+        """``metadata.parquet`` joined with the snow/cloud table (if present), flagged."""
+        needed = {"patch_id", "labels", "split"} | ({"s1_name"} if sensor == "s1" else set())
+        frames = []
+        for path in (table, self.root / self.card["snow_cloud_file"]):
+            if path != table and not path.is_file():
+                continue
+            frame = pd.read_parquet(path)
+            missing = needed - set(frame.columns)
+            if missing:
+                raise ValueError(f"{path}: missing columns {sorted(missing)}")
+            flagged = np.zeros(len(frame), dtype=bool) if path == table \
+                else np.ones(len(frame), dtype=bool)
+            for flag in ("contains_seasonal_snow", "contains_cloud_or_shadow"):
+                if flag in frame.columns:
+                    flagged |= frame[flag].fillna(False).astype(bool).to_numpy()
+            frames.append(frame.assign(snow_cloud=flagged))
+        frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+        flagged = frame.groupby("patch_id")["snow_cloud"].transform("any")
+        return frame.assign(snow_cloud=flagged).drop_duplicates("patch_id", keep="first")
 
     def _rows(self, frame: pd.DataFrame) -> pd.DataFrame:
         rows = []
@@ -115,12 +147,13 @@ class BigEarthNetV2(SceneDataset):
             rows.append({"path": str(self.folder / parent / name), "id": name,
                          "pair_id": patch, "labels": labels, "split": record.split,
                          "country": getattr(record, "country", ""),
-                         "date": acquisition_date(name)})
+                         "date": acquisition_date(name),
+                         "snow_cloud": bool(record.snow_cloud)})
         if self.unknown_labels:
             log.info("BigEarthNet labels without a vocabulary counterpart (ignored): %s",
                      dict(self.unknown_labels))
         return pd.DataFrame(rows, columns=["path", "id", "pair_id", "labels", "split",
-                                           "country", "date"])
+                                           "country", "date", "snow_cloud"])
 
     def _read(self, index: int) -> dict[str, Any]:
         row = self.metadata.iloc[index]

@@ -10,21 +10,28 @@ and its test-data script rely on, and the authors' github.com/schmitt-muc/SEN12M
         2 bands, sigma0 in dB: VV, VH
     <root>/ROIs<nnnn>_<season>/lc_<scene>/..._lc_<scene>_p<patch>.tif
         4 bands of MODIS land cover: IGBP, LCCS land cover, LCCS land use, LCCS hydrology
-    <root>/train_list.txt, test_list.txt (and, from the authors' repository, val_list.txt)
-        one S2 patch file name per line
+    <root>/train_list.txt, test_list.txt
+        one S2 patch file name per line (the authors' ``splits/``; there is no official
+        validation list)
 
 Labels: the IGBP band of the lc file gives each scene's area fraction per Dynamic World
 class (``igbp`` map of the card); the classes covering at least the captions card's
 ``min_label_fraction`` are the labels, largest first — the authors' multi-label
 labels are likewise IGBP fractions above a threshold. The lc files are read once at
-construction to know every scene's labels. Without ``val_list.txt`` the val split is
-carved from the train list by a stable hash of the patch name. S1 and S2 of one triplet
-share a ``pair_id``.
+construction to know every scene's labels. S1 and S2 of one triplet share a
+``pair_id``.
+
+Validation: SEN12MS publishes only a train and a test list. As TorchGeo's
+``SEN12MSDataModule`` does, ``val`` is carved from the train list by whole scenes — a
+scene is its (season, scene) pair, patches of one scene are neighbours and must not sit
+on both sides — with TorchGeo's own :func:`torchgeo.datamodules.utils.group_shuffle_split`
+(the card's ``val_fraction`` of the scenes, seed 0). So train and val share no
+(season, scene); a warning names any scene the train and test lists share.
 """
 
 from __future__ import annotations
 
-import zlib
+import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -32,10 +39,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import rasterio
+from torchgeo.datamodules.utils import group_shuffle_split
 
 from domains.remote_sensing import cards
 from domains.remote_sensing.scene_dataset import READ_ERRORS, SceneDataset
 from domains.remote_sensing.scene_io import SceneError, read_scene, scene_lon_lat
+
+log = logging.getLogger(__name__)
 
 
 def triplet_path(root: Path, s2_name: str, source: str) -> Path:
@@ -46,6 +56,47 @@ def triplet_path(root: Path, s2_name: str, source: str) -> Path:
                          "(ROIs<nnnn>_<season>_s2_<scene>_p<patch>.tif)")
     parts[2] = source
     return root / f"{parts[0]}_{parts[1]}" / f"{source}_{parts[3]}" / "_".join(parts)
+
+
+def scene_of(s2_name: str) -> tuple[str, int]:
+    """The (season, scene) a patch belongs to, from its S2 file name.
+
+    ``ROIs1868_summer_s2_146_p202.tif`` -> ``("summer", 146)``: the unit TorchGeo's
+    datamodule splits by (scene numbers repeat across seasons).
+    """
+    parts = s2_name.split("_")
+    if len(parts) != 5 or parts[2] != "s2" or not parts[3].isdigit():
+        raise ValueError(f"{s2_name!r} is not a SEN12MS S2 patch name "
+                         "(ROIs<nnnn>_<season>_s2_<scene>_p<patch>.tif)")
+    return parts[1], int(parts[3])
+
+
+def carve_validation(train: list[str], fraction: float, seed: int = 0
+                     ) -> tuple[list[str], list[str]]:
+    """Split the train list into (train, val) by whole (season, scene) groups.
+
+    Uses TorchGeo's :func:`~torchgeo.datamodules.utils.group_shuffle_split`, as its
+    ``SEN12MSDataModule`` does (there with ``test_size=0.2, random_state=0``).
+
+    Args:
+        train: S2 patch file names of the official train list.
+        fraction: Share of the scenes that go to validation.
+        seed: Seed of the group shuffle.
+
+    Returns:
+        The train names and the val names, each in list order. With too few scenes for
+        one validation scene, val is empty (and a warning says so).
+    """
+    if not train:
+        return [], []
+    groups = [scene_of(name) for name in train]
+    try:
+        keep, held = group_shuffle_split([f"{s}_{n}" for s, n in groups], test_size=fraction,
+                                         random_state=seed)
+    except ValueError as error:
+        log.warning("SEN12MS: no validation scenes carved from the train list (%s)", error)
+        return list(train), []
+    return [train[i] for i in keep], [train[i] for i in held]
 
 
 class SEN12MS(SceneDataset):
@@ -85,21 +136,20 @@ class SEN12MS(SceneDataset):
     def _names(self, split: str | None) -> list[str]:
         if not self.root.is_dir():
             raise FileNotFoundError(f"{self.root}: SEN12MS folder not found")
+        if split not in ("train", "val", "test", None):
+            raise ValueError(f"unknown split {split!r}; known: train, val, test, None")
         if split == "test":
             return self._list("test")
-        has_val = (self.root / "val_list.txt").is_file()
-        val = set(self._list("val")) if has_val else set()
-        train = self._list("train")
-        if not has_val:
-            cut = float(self.card["val_fraction"]) * 10_000
-            val = {n for n in train if zlib.crc32(n.encode()) % 10_000 < cut}
+        train, val = carve_validation(self._list("train"), float(self.card["val_fraction"]))
+        test = self._list("test") if (self.root / "test_list.txt").is_file() else []
+        shared = sorted({scene_of(n) for n in train + val} & {scene_of(n) for n in test})
+        if shared:
+            log.warning("SEN12MS: the train and test lists share scenes %s", shared[:5])
         if split == "train":
-            return [n for n in train if n not in val]
+            return train
         if split == "val":
-            return sorted(val)
-        if split is None:
-            return list(dict.fromkeys(train + sorted(val) + self._list("test")))
-        raise ValueError(f"unknown split {split!r}; known: train, val, test, None")
+            return val
+        return list(dict.fromkeys(train + val + test))
 
     def _rows(self, names: list[str]) -> pd.DataFrame:
         rows = []
@@ -117,9 +167,10 @@ class SEN12MS(SceneDataset):
                 continue
             pair = name.replace("_s2_", "_").removesuffix(".tif")
             rows.append({"path": str(path), "id": path.stem, "pair_id": pair,
-                         "labels": labels, "season": name.split("_")[1],
+                         "labels": labels, "season": scene_of(name)[0],
+                         "scene": scene_of(name)[1],
                          **dict(zip(cards.fraction_columns(), fractions.tolist(), strict=True))})
-        columns = ["path", "id", "pair_id", "labels", "season", *cards.fraction_columns()]
+        columns = ["path", "id", "pair_id", "labels", "season", "scene", *cards.fraction_columns()]
         return pd.DataFrame(rows, columns=columns)
 
     def _fractions_of(self, lc: Path) -> np.ndarray:

@@ -8,6 +8,9 @@ Layout (as TorchGeo's ``BigEarthNetV2`` reads it)::
     Reference_Maps/<tile>/<patch_id>/<patch_id>_reference_map.tif   CORINE codes
     metadata.parquet   patch_id, labels, split, country, s1_name, s2v1_name,
                        contains_seasonal_snow, contains_cloud_or_shadow
+    metadata_for_patches_with_snow_cloud_or_shadow.parquet   the same columns for the
+                       patches reBEN keeps apart (snow, clouds or shadows): here the
+                       validation patch (seasonal snow) and a cloudy train patch
 
 Bands keep the archive's resolutions at 1/5 of its size: 10 m bands 24 x 24 px, 20 m
 bands 12 x 12, 60 m bands 4 x 4, all over the same 240 m footprint (UTM 33N, the patch
@@ -49,7 +52,13 @@ PATCHES = [
     ("S2A_MSIL2A_20170704T101031_N9999_R022_T33UUP_12_80",
      "S1A_IW_GRDH_1SDV_20170704T165043_33UUP_11_22", "test",
      ["Mixed forest"], {313: 1.0}),
+    ("S2B_MSIL2A_20170717T101029_N9999_R022_T33UUP_55_61",
+     "S1B_IW_GRDH_1SDV_20170717T165001_33UUP_40_18", "train",
+     ["Broad-leaved forest"], {311: 1.0}),
 ]
+#: Patches reBEN lists in the snow/cloud table instead of metadata.parquet: patch id ->
+#: (contains_seasonal_snow, contains_cloud_or_shadow).
+SNOW_CLOUD = {PATCHES[2][0]: (True, False), PATCHES[4][0]: (False, True)}
 
 
 def write(path: Path, data: np.ndarray, pixel: float) -> None:
@@ -86,15 +95,19 @@ def main() -> None:
               reference_map(rng, shares), 10)
         rows.append({"patch_id": patch, "labels": labels, "split": split, "country": "Austria",
                      "s1_name": s1_name, "s2v1_name": patch.replace("MSIL2A", "MSIL2A_v1"),
-                     "contains_seasonal_snow": split == "validation",
-                     "contains_cloud_or_shadow": False})
+                     "contains_seasonal_snow": SNOW_CLOUD.get(patch, (False, False))[0],
+                     "contains_cloud_or_shadow": SNOW_CLOUD.get(patch, (False, False))[1]})
     broken = PATCHES[3][0]
     b05 = HERE / "BigEarthNet-S2" / "_".join(broken.split("_")[:-2]) / broken / f"{broken}_B05.tif"
     b05.write_bytes(b05.read_bytes()[:200])
     s1_name = PATCHES[1][1]
     (HERE / "BigEarthNet-S1" / "_".join(s1_name.split("_")[:-3]) / s1_name /
      f"{s1_name}_VH.tif").unlink()
-    pd.DataFrame(rows).to_parquet(HERE / "metadata.parquet", index=False)
+    frame = pd.DataFrame(rows)
+    apart = frame["patch_id"].isin(list(SNOW_CLOUD))
+    frame[~apart].to_parquet(HERE / "metadata.parquet", index=False)
+    frame[apart].to_parquet(HERE / "metadata_for_patches_with_snow_cloud_or_shadow.parquet",
+                            index=False)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,8 @@ Layout (as TorchGeo's ``SEN12MS`` and the authors' github.com/schmitt-muc/SEN12M
         source s2: 13 bands B01..B12 with B8A and B10 (uint16 digital numbers)
         source s1: 2 bands VV, VH (float32 dB)
         source lc: 4 bands IGBP, LCCS land cover, LCCS land use, LCCS hydrology (uint16)
-    train_list.txt, test_list.txt: one S2 file name per line
+    train_list.txt, test_list.txt: one S2 file name per line (SEN12MS has no validation
+        list: the loader carves one from the train list by whole (season, scene) groups)
 
 Patches are 16 x 16 px (the archive: 256) in UTM 37S with their centre at (39 E, 17.18 S).
 S2 band k of B01..B12 holds ~100 * k, so tests can check the band order. Broken on
@@ -28,12 +29,18 @@ from rasterio.transform import from_origin
 
 HERE = Path(__file__).resolve().parent
 SIZE = 16
-#: (season folder, scene, patch, IGBP code -> area share, split)
+#: (season folder, scene, patch, IGBP code -> area share, split). The train list covers five
+#: (season, scene) groups, so validation (carved by scene, 20 %) gets one whole scene; the
+#: test patch has a scene of its own.
 PATCHES = [
     ("ROIs1158_spring", 1, 1, {12: 0.6, 17: 0.4}, "train"),
     ("ROIs1158_spring", 1, 2, {5: 1.0}, "train"),
     ("ROIs1868_summer", 146, 202, {13: 0.7, 10: 0.3}, "train"),
-    ("ROIs1868_summer", 146, 203, {16: 0.5, 7: 0.48, 17: 0.02}, "test"),
+    ("ROIs1868_summer", 146, 204, {10: 1.0}, "train"),
+    ("ROIs1970_fall", 7, 10, {4: 0.8, 12: 0.2}, "train"),
+    ("ROIs2017_winter", 30, 5, {15: 0.9, 16: 0.1}, "train"),
+    ("ROIs1158_spring", 2, 3, {9: 1.0}, "train"),
+    ("ROIs1868_summer", 147, 203, {16: 0.5, 7: 0.48, 17: 0.02}, "test"),
 ]
 
 
@@ -55,7 +62,7 @@ def igbp_map(rng: np.random.Generator, shares: dict[int, float]) -> np.ndarray:
 def main() -> None:
     rng = np.random.default_rng(0)
     lists: dict[str, list[str]] = {"train": [], "test": []}
-    for season, _, _, _, _ in PATCHES:
+    for season in {p[0] for p in PATCHES}:
         shutil.rmtree(HERE / season, ignore_errors=True)
     for season, scene, patch, shares, split in PATCHES:
         def path(source: str, season: str = season, scene: int = scene,
