@@ -16,9 +16,9 @@ import logging
 import math
 
 import pytest
-from domains.radiology.reports import label_report, report_caption, split_sections
 
 from domains.radiology import cards
+from domains.radiology.reports import label_report, report_caption, split_sections
 
 P, N, U = 1.0, 0.0, -1.0
 NF = "No Finding"
@@ -141,7 +141,8 @@ def test_table_is_large_enough_and_names_real_findings() -> None:
         assert set(labels) <= known
 
 
-@pytest.mark.parametrize(("report", "labels"), CASES, ids=[f"case{i + 1}" for i in range(len(CASES))])
+@pytest.mark.parametrize(("report", "labels"), CASES,
+                         ids=[f"case{i + 1}" for i in range(len(CASES))])
 def test_label_report(report: str, labels: dict[str, float]) -> None:
     got = label_report(report)
     assert list(got) == cards.findings()
