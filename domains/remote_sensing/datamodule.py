@@ -6,7 +6,10 @@ standardised, ``label`` (B, 12) multi-hot over the 9 Dynamic World classes + 3 c
 tags, ``caption`` (list of B str), ``coords`` (B, 2) as (lon, lat), ``sensor``, ``path``,
 ``id``. The module owns normalisation (S2: / 10000 then per-band mean/std; S1 dB:
 VV -12.59/5.26, VH -20.26/5.91, see :func:`~domains.remote_sensing.transforms.normaliser`,
-shared with inference) and applies flips / 90-degree rotations to training scenes. It only
+shared with inference) and augments training scenes: extra speckle on S1 and clouds with
+their shadows on S2 (:mod:`domains.remote_sensing.augment`, in physical units before
+normalisation; ``speckle_augment`` / ``cloud_augment``), then flips / 90-degree
+rotations. It only
 assembles datasets and transforms for training: evaluation and inference open datasets
 themselves (:mod:`domains.remote_sensing.archives`, :mod:`domains.remote_sensing.embed`).
 
@@ -23,6 +26,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 from lightning.pytorch.utilities import CombinedLoader
@@ -32,7 +36,15 @@ from core.data import BadSampleLog, EpochSampler, SeededSamples, collect_bad_sam
 from core.transforms import Compose, RandomFlipRotate, ResizeImage, derive_seed
 from domains.remote_sensing import cards
 from domains.remote_sensing.archives import open_dataset
+from domains.remote_sensing.augment import RandomClouds, RandomSpeckle
 from domains.remote_sensing.transforms import AreaWeightedCaptions, normaliser
+
+#: Default training augmentations (``None`` in the config). Unmeasured defaults, see
+#: docs/remote_sensing.md "Speckle and clouds": half the S1 scenes get extra speckle of
+#: 1.5-10 looks (from the GRD's 4.4 down to an overall ENL of about 1.1-3.2, single-look
+#: like at the strong end); 30 % of the S2 scenes get a cloud covering 5-50 %.
+DEFAULT_SPECKLE_AUGMENT = {"p": 0.5, "looks": [1.5, 10.0]}
+DEFAULT_CLOUD_AUGMENT = {"p": 0.3, "cover": [0.05, 0.5]}
 
 
 class CLOSPDataModule(L.LightningDataModule):
@@ -48,6 +60,12 @@ class CLOSPDataModule(L.LightningDataModule):
         augment: Random flips / rotations on training scenes.
         caption_augment: Probability of area-weighted caption rewriting on training scenes
             (see :class:`AreaWeightedCaptions`; 0 disables it).
+        speckle_augment: Options of :class:`~domains.remote_sensing.augment.RandomSpeckle`
+            on training S1 scenes (``p``, ``looks``; ``None``: the defaults; ``p: 0``
+            disables it).
+        cloud_augment: Options of :class:`~domains.remote_sensing.augment.RandomClouds` on
+            training S2 scenes (``p``, ``cover``, ``corr``, ``shadow_shift``; ``None``: the
+            defaults; ``p: 0`` disables it).
         seed: Seed of the shuffling and augmentation of training scenes.
         strict: Raise on bad files instead of skipping them.
         s1_bands: Sentinel-1 bands (default: VV, VH).
@@ -68,6 +86,8 @@ class CLOSPDataModule(L.LightningDataModule):
         strict: bool = False, caption_augment: float = 0.5,
         s1_bands: Sequence[str] | None = None, image_size: int | None = None,
         preload: bool | None = None, bad_sample_log: str | Path | None = None,
+        speckle_augment: dict[str, Any] | None = None,
+        cloud_augment: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.root = Path(root) if root is not None else None
@@ -81,6 +101,10 @@ class CLOSPDataModule(L.LightningDataModule):
         self.num_workers = num_workers
         self.augment = augment
         self.caption_augment = caption_augment
+        self.speckle_augment = dict(DEFAULT_SPECKLE_AUGMENT if speckle_augment is None
+                                    else speckle_augment)
+        self.cloud_augment = dict(DEFAULT_CLOUD_AUGMENT if cloud_augment is None
+                                  else cloud_augment)
         self.seed = seed
         self.strict = strict
         self.bad_sample_log = BadSampleLog(bad_sample_log) if bad_sample_log else None
@@ -106,12 +130,26 @@ class CLOSPDataModule(L.LightningDataModule):
             captions = AreaWeightedCaptions(self.caption_augment, seed=seed) \
                 if train and self.caption_augment > 0 else None
             resize = ResizeImage(self.image_size) if self.image_size else None
-            transforms = Compose(normaliser(sensor, self.bands[sensor]), resize, flips, captions)
+            normalise = normaliser(sensor, self.bands[sensor])
+            # Readers give S2 reflectance (scale 1); a normaliser that divides DN says so.
+            physical = self._physical_augment(sensor, getattr(normalise, "scale", 1.0)) \
+                if train and self.augment else None
+            transforms = Compose(physical, normalise, resize, flips, captions)
             self._transforms[key] = transforms
             self._datasets[key] = open_dataset(self.root, self.layout, sensor, split,
                                                self.bands[sensor], transforms, self.strict,
                                                self.preload, self.bad_sample_log)
         return self._datasets[key]
+
+    def _physical_augment(self, sensor: str, scale: float) -> RandomSpeckle | RandomClouds | None:
+        """Speckle (S1, dB) or clouds (S2, ``scale`` units per reflectance), or None if off."""
+        options = dict(self.speckle_augment if sensor == "s1" else self.cloud_augment)
+        if float(options.get("p", 0.0)) <= 0:
+            return None
+        seed = derive_seed(self._seed(sensor), zlib.crc32(b"physical"))
+        if sensor == "s1":
+            return RandomSpeckle(seed=seed, **options)
+        return RandomClouds(self.bands["s2"], scale=scale, seed=seed, **options)
 
     def _seed(self, sensor: str) -> int:
         """The run seed mixed with the sensor: S1 and S2 scene k do not share their draws."""

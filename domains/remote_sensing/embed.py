@@ -4,17 +4,21 @@ Opens each sensor's split itself (:func:`open_split`: the loader of the archive'
 layout, with the sensor's normalisation and the model's input size — the transforms
 training used, without augmentation) and embeds it in batches with
 :func:`core.inference.embed_batches`. Ground truth (labels, dominant class, pair ids) is
-read from the samples, never from a table by position.
+read from the samples, never from a table by position; the cloud fraction of each scene
+(``cloud_fraction``, where the archive's table has it) is joined by scene id.
+:attr:`EvalData.pre` adds transforms before normalisation (e.g. the single-look speckle
+of the robustness evaluation, :class:`~domains.remote_sensing.augment.SpeckleToLooks`).
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 from torch.utils.data import DataLoader
 
@@ -42,6 +46,7 @@ class EmbeddedScenes:
         ids: Scene ids.
         pair_ids: Pair id per scene (empty string when unpaired).
         dataset_index: Row of each scene in its dataset (for pictures), found by id.
+        cloud_fraction: (N,) fraction of each scene under cloud (NaN where unknown).
     """
 
     sensor: str
@@ -53,6 +58,11 @@ class EmbeddedScenes:
     ids: list[str]
     pair_ids: list[str]
     dataset_index: np.ndarray
+    cloud_fraction: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.cloud_fraction is None:
+            self.cloud_fraction = np.full(len(self.ids), np.nan)
 
     def select(self, mask: np.ndarray) -> EmbeddedScenes:
         """The subset of scenes where ``mask`` is true."""
@@ -61,7 +71,8 @@ class EmbeddedScenes:
         return EmbeddedScenes(
             self.sensor, self.features[t], None if self.location is None else self.location[t],
             self.labels[t], self.dominant[t], self.coords[t], [self.ids[i] for i in index],
-            [self.pair_ids[i] for i in index], self.dataset_index[index])
+            [self.pair_ids[i] for i in index], self.dataset_index[index],
+            self.cloud_fraction[index])
 
 
 @dataclass
@@ -76,6 +87,7 @@ class EvalData:
         batch_size: Scenes per forward pass.
         num_workers: DataLoader worker processes.
         preload: Read and check every scene when opening (``None``: the loader's default).
+        pre: Sensor -> a transform applied before normalisation (in physical units).
     """
 
     root: Path
@@ -85,6 +97,7 @@ class EvalData:
     batch_size: int = 64
     num_workers: int = 0
     preload: bool | None = None
+    pre: dict[str, Callable] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._datasets: dict[tuple[str, str], SceneDataset] = {}
@@ -94,7 +107,8 @@ class EvalData:
         key = (sensor, split)
         if key not in self._datasets:
             resize = ResizeImage(self.image_size) if self.image_size else None
-            transforms = Compose(normaliser(sensor, self.bands[sensor]), resize)
+            transforms = Compose(self.pre.get(sensor), normaliser(sensor, self.bands[sensor]),
+                                 resize)
             self._datasets[key] = open_dataset(self.root, self.layout, sensor, split,
                                                self.bands[sensor], transforms,
                                                preload=self.preload)
@@ -146,7 +160,8 @@ def embed_scenes(model: ContrastiveModel, data: EvalData, sensor: str,
     if len(keep) == 0:
         raise SceneError(f"no readable {sensor} scene in the {split} split of {data.root}")
     ids = [found["id"][i] for i in keep.tolist()]
-    rows = {scene: row for row, scene in enumerate(data.dataset(sensor, split).sample_ids())}
+    dataset = data.dataset(sensor, split)
+    rows = {scene: row for row, scene in enumerate(dataset.sample_ids())}
     dominant = torch.tensor([dominant_class(found["fractions"][i], found["label_names"][i])
                              for i in keep.tolist()])
     location = found.get("location")
@@ -154,7 +169,17 @@ def embed_scenes(model: ContrastiveModel, data: EvalData, sensor: str,
                           None if location is None else location[keep], found["label"][keep],
                           dominant, found["coords"][keep], ids,
                           [found["pair_id"][i] for i in keep.tolist()],
-                          np.asarray([rows[scene] for scene in ids]))
+                          np.asarray([rows[scene] for scene in ids]),
+                          cloud_fractions(dataset, [rows[scene] for scene in ids]))
+
+
+def cloud_fractions(dataset: SceneDataset, rows: Sequence[int]) -> np.ndarray:
+    """The ``cloud_fraction`` column of the dataset's table at ``rows`` (NaN without one)."""
+    metadata = getattr(dataset, "metadata", None)
+    if metadata is None or "cloud_fraction" not in metadata.columns:
+        return np.full(len(rows), np.nan)
+    column = pd.to_numeric(metadata["cloud_fraction"], errors="coerce").to_numpy(float)
+    return column[np.asarray(rows, dtype=int)] if len(rows) else np.zeros(0)
 
 
 def embed_available(model: ContrastiveModel, data: EvalData,

@@ -11,6 +11,7 @@ computes the metrics. Scenes are opened here
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -33,8 +34,10 @@ from core.plots import (
 )
 from core.resources import load_yaml
 from domains.remote_sensing import cards
-from domains.remote_sensing.embed import EmbeddedScenes, EvalData, embed_available
+from domains.remote_sensing.augment import SpeckleToLooks
+from domains.remote_sensing.embed import EmbeddedScenes, EvalData, embed_available, embed_scenes
 from domains.remote_sensing.evaluation import (
+    SINGLE_LOOK_ENL,
     choose_proximity_weight,
     crisis_queries,
     evaluate_model,
@@ -92,6 +95,29 @@ def eval_data(variant: Variant, config: dict[str, Any], root: Path) -> EvalData:
                     data["batch_size"], data["num_workers"], data.get("preload"))
 
 
+def archive_looks(layout: str) -> float:
+    """The equivalent number of looks of an archive's S1 scenes (synthetic: its card's)."""
+    if layout == "synthetic":
+        return float(cards.card("synthetic")["s1_equivalent_number_of_looks"])
+    return float(cards.card("sentinel1")["equivalent_number_of_looks"])
+
+
+def single_look_scenes(model: ContrastiveModel, data: EvalData, seed: int
+                       ) -> EmbeddedScenes | None:
+    """The S1 test scenes brought to single-look speckle (ENL 1), embedded; None if none.
+
+    Speckle is multiplied into the linear intensity before normalisation, seeded by the
+    run seed and each scene's id (:class:`~domains.remote_sensing.augment.SpeckleToLooks`),
+    so every model of a run, and every evaluation, sees the same degraded scenes.
+    """
+    degrade = SpeckleToLooks(SINGLE_LOOK_ENL, archive_looks(data.layout), seed=seed)
+    degraded = dataclasses.replace(data, pre={**data.pre, "s1": degrade})
+    try:
+        return embed_scenes(model, degraded, "s1")
+    except SceneError:
+        return None
+
+
 def proximity_weight(model: ContrastiveModel, data: EvalData, sensors: list[str],
                      crisis: list[tuple[str, tuple[float, float]]]) -> float:
     """GeoCLOSP's location weight for crisis queries, chosen on the validation split (0 else)."""
@@ -135,7 +161,10 @@ def evaluate_variants(models: dict[str, ContrastiveModel], variants: list[Varian
         scenes = embed_available(model, data, variant.sensors)
         queries = queries or land_cover_queries(*scenes.values())
         weight = proximity_weight(model, data, variant.sensors, crisis)
-        results[variant.name] = evaluate_model(model, scenes, queries, crisis, weight)
+        single_look = single_look_scenes(model, data, config["seed"]) \
+            if "s1" in scenes else None
+        results[variant.name] = evaluate_model(model, scenes, queries, crisis, weight,
+                                               single_look)
         if variant.name == "main":
             main_scenes, main_data = scenes, data
     summary = headline(results, main_is_geo="location" in models["main"].towers)

@@ -1,6 +1,12 @@
 """CLOSP evaluation on embedded scenes: zero-shot land cover, text->image retrieval,
 cross-sensor retrieval and location-dependent (crisis) retrieval.
 
+Zero-shot accuracy is also reported on the subsets real products make hard
+(:func:`zero_shot_subsets`): S2 test scenes that are cloudy (``cloud_fraction`` >=
+:data:`CLOUDY_THRESHOLD`) beside the clear ones, and the S1 test scenes brought to
+single-look speckle (ENL 1) beside the default; each beside its majority-class and chance
+accuracy.
+
 Every function takes embeddings (:class:`EmbeddedScenes`) and returns plain dicts
 of floats, so figures are reproducible and easy to store as JSON.
 """
@@ -20,6 +26,12 @@ from domains.remote_sensing.embed import EmbeddedScenes
 
 K_VALUES = (10, 100, 1000)
 MAX_QUERIES = 300
+#: S2 scenes with at least this fraction under cloud (SCL 8/9/10) form the cloudy subset:
+#: a tenth of the scene hides enough surface to matter, and the synthetic archive puts
+#: about a fifth of its scenes there (partly and heavily cloudy regimes).
+CLOUDY_THRESHOLD = 0.1
+#: Equivalent number of looks of the heavily speckled S1 evaluation (single look).
+SINGLE_LOOK_ENL = 1.0
 
 
 def zero_shot_land_cover(model: ContrastiveModel, scenes: EmbeddedScenes,
@@ -47,6 +59,60 @@ def zero_shot_land_cover(model: ContrastiveModel, scenes: EmbeddedScenes,
         "confusion": metrics.confusion_matrix(scores[keep], target, len(classes)).tolist(),
         "n": int(keep.sum()),
     }
+
+
+def majority_accuracy(dominant: torch.Tensor) -> float | None:
+    """Accuracy of always answering the most frequent dominant class (None for no scene)."""
+    known = dominant[dominant >= 0]
+    if len(known) == 0:
+        return None
+    return float(torch.bincount(known).max()) / len(known)
+
+
+def _subset_zero_shot(model: ContrastiveModel, scenes: EmbeddedScenes) -> dict[str, Any]:
+    """Dominant-class accuracy of one subset, with its size, majority and chance figures."""
+    n_classes = len(cards.land_cover_classes())
+    n = int((scenes.dominant >= 0).sum())
+    figures: dict[str, Any] = {"accuracy": None, "macro_f1": None, "n": n,
+                               "majority_accuracy": majority_accuracy(scenes.dominant),
+                               "chance_accuracy": 1.0 / n_classes}
+    if n:
+        zero_shot = zero_shot_land_cover(model, scenes)
+        figures.update(accuracy=zero_shot["accuracy"], macro_f1=zero_shot["macro_f1"])
+    return figures
+
+
+def zero_shot_subsets(model: ContrastiveModel, scenes: dict[str, EmbeddedScenes],
+                      single_look: EmbeddedScenes | None = None) -> dict[str, Any]:
+    """Zero-shot dominant-class accuracy on the clear, cloudy and single-look subsets.
+
+    Args:
+        model: The model.
+        scenes: Sensor -> embedded test scenes (S2 carry ``cloud_fraction``; where it is
+            unknown the clear / cloudy subsets are left out).
+        single_look: The S1 test scenes embedded after :class:`~domains.remote_sensing.
+            augment.SpeckleToLooks` brought them to ENL 1 (``None``: left out).
+
+    Returns:
+        Subset name (``s2_all``, ``s2_clear``, ``s2_cloudy``, ``s1_default``, ``s1_enl1``)
+        -> accuracy, macro-F1, scene count ``n``, majority-class and chance accuracy.
+    """
+    subsets: dict[str, Any] = {}
+    s2 = scenes.get("s2")
+    if s2 is not None:
+        subsets["s2_all"] = _subset_zero_shot(model, s2)
+        cloud = np.asarray(s2.cloud_fraction, dtype=float)
+        known = np.isfinite(cloud)
+        if known.any():
+            subsets["s2_clear"] = _subset_zero_shot(
+                model, s2.select(known & (cloud < CLOUDY_THRESHOLD)))
+            subsets["s2_cloudy"] = _subset_zero_shot(
+                model, s2.select(known & (cloud >= CLOUDY_THRESHOLD)))
+    if "s1" in scenes:
+        subsets["s1_default"] = _subset_zero_shot(model, scenes["s1"])
+        if single_look is not None:
+            subsets["s1_enl1"] = _subset_zero_shot(model, single_look)
+    return subsets
 
 
 def land_cover_queries(*scene_sets: EmbeddedScenes) -> tuple[list[str], torch.Tensor]:
@@ -181,7 +247,8 @@ def choose_proximity_weight(model: ContrastiveModel, val_scenes: list[EmbeddedSc
 def evaluate_model(model: ContrastiveModel, scenes: dict[str, EmbeddedScenes],
                    queries: tuple[list[str], torch.Tensor],
                    crisis: list[tuple[str, tuple[float, float]]] | None = None,
-                   proximity_weight: float = 0.0) -> dict[str, Any]:
+                   proximity_weight: float = 0.0,
+                   single_look: EmbeddedScenes | None = None) -> dict[str, Any]:
     """Every evaluation the model's towers allow, on its embedded test scenes.
 
     Args:
@@ -192,6 +259,7 @@ def evaluate_model(model: ContrastiveModel, scenes: dict[str, EmbeddedScenes],
         crisis: Location-dependent queries (see :func:`crisis_queries`); none: skipped.
         proximity_weight: Location weight of GeoCLOSP's crisis ranking (chosen on the
             validation split by :func:`choose_proximity_weight`).
+        single_look: The S1 test scenes at ENL 1 (see :func:`zero_shot_subsets`).
 
     Returns:
         Nested dict of metrics.
@@ -203,6 +271,7 @@ def evaluate_model(model: ContrastiveModel, scenes: dict[str, EmbeddedScenes],
         result["zero_shot"][sensor] = zero_shot_land_cover(model, embedded)
         result["retrieval"][sensor] = text_to_image(query_features, query_labels,
                                                     embedded.features, embedded.labels)
+    result["zero_shot_subsets"] = zero_shot_subsets(model, scenes, single_look)
     if len(scenes) > 1:
         items = torch.cat([s.features for s in scenes.values()])
         labels = torch.cat([s.labels for s in scenes.values()])

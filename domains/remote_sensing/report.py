@@ -15,6 +15,7 @@ from core.runs import (
     summary_table,
 )
 from domains.remote_sensing import cards
+from domains.remote_sensing.evaluation import CLOUDY_THRESHOLD
 
 TARGETS = {"s2_zero_shot_accuracy": 0.80, "s1_zero_shot_accuracy": 0.55,
            "mixed_ndcg@10": 0.70}
@@ -32,6 +33,10 @@ def headline(results: dict[str, dict[str, Any]], main_is_geo: bool) -> dict[str,
         "s1_zero_shot_map": metric(main, "zero_shot", "s1", "map"),
         "mixed_ndcg@10": metric(main, "retrieval", "mixed", "ndcg@10"),
         "mixed_ndcg@1000": metric(main, "retrieval", "mixed", "ndcg@1000"),
+        "s2_zero_shot_accuracy_clear": metric(main, "zero_shot_subsets", "s2_clear", "accuracy"),
+        "s2_zero_shot_accuracy_cloudy": metric(main, "zero_shot_subsets", "s2_cloudy",
+                                               "accuracy"),
+        "s1_zero_shot_accuracy_enl1": metric(main, "zero_shot_subsets", "s1_enl1", "accuracy"),
     }
     claims: dict[str, Any] = {}
     if "rgb" in results:
@@ -60,7 +65,9 @@ def headline(results: dict[str, dict[str, Any]], main_is_geo: bool) -> dict[str,
             "geoclosp land-cover ndcg@10": lc_geo, "land_cover_relative_change": lc_change,
             "holds": crisis_gain is not None and lc_change is not None
             and crisis_gain >= 0.20 and lc_change >= -0.05}
-    return {"figures": figures, "claims": claims}
+    subsets = {name: {k: v for k, v in figures_.items() if k != "macro_f1"}
+               for name, figures_ in main.get("zero_shot_subsets", {}).items()}
+    return {"figures": figures, "claims": claims, "zero_shot_subsets": subsets}
 
 
 def markdown_report(results: dict[str, dict[str, Any]], summary: dict[str, Any],
@@ -87,6 +94,18 @@ def markdown_report(results: dict[str, dict[str, Any]], summary: dict[str, Any],
         [(variant, sensor, zs["accuracy"], zs["macro_f1"], zs["map"], zs["n"])
          for variant, result in results.items()
          for sensor, zs in result.get("zero_shot", {}).items()])
+    lines += ["", "## Zero-shot under clouds and speckle", "",
+              f"S2 test scenes split by their cloud fraction (SCL cloud or cirrus; cloudy: "
+              f"≥ {CLOUDY_THRESHOLD:g}); S1 test scenes as read (GRD speckle) and brought to "
+              f"single-look speckle (ENL 1: Gamma speckle multiplied into the linear "
+              f"intensity, seeded by scene id). Beside each: always answering the subset's "
+              f"most frequent class (majority) and uniform guessing (chance).", ""]
+    lines += markdown_table(
+        ["model", "subset", "scenes", "accuracy", "macro-F1", "majority", "chance"],
+        [(variant, name, s["n"], s["accuracy"], s["macro_f1"], s["majority_accuracy"],
+          s["chance_accuracy"])
+         for variant, result in results.items()
+         for name, s in result.get("zero_shot_subsets", {}).items()])
     lines += ["", "## Text → image retrieval (graded relevance = shared labels)", ""]
     lines += markdown_table(
         ["model", "archive", "nDCG@10", "nDCG@100", "nDCG@1000", "mAP", "R@1", "R@10"],

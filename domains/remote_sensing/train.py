@@ -47,6 +47,8 @@ def datamodule_for(variant: Variant, config: dict[str, Any], root: Path,
                            batch_size=data["batch_size"], num_workers=data["num_workers"],
                            seed=config["seed"], caption_augment=data.get("caption_augment", 0.5),
                            image_size=variant.image_size, preload=data.get("preload"),
+                           speckle_augment=data.get("speckle_augment"),
+                           cloud_augment=data.get("cloud_augment"),
                            bad_sample_log=out / "logs" / BAD_SAMPLE_LOG if out else None)
 
 
