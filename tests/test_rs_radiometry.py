@@ -2,11 +2,25 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import numpy as np
 import pytest
+import rasterio
+import torch
 
-from domains.remote_sensing import inputs
+from domains.remote_sensing import cards, inputs
 from domains.remote_sensing.inputs import SceneError, SensorMismatchError
+from domains.remote_sensing.scene_folder import SceneFolder
+from domains.remote_sensing.scene_io import (
+    read_array_info,
+    read_band_files,
+    read_scene,
+    read_scene_info,
+    resample_masked,
+)
+from domains.remote_sensing.transforms import normaliser
 
 
 def _s1_power(seed: int = 0, size: int = 32) -> np.ndarray:
@@ -151,3 +165,171 @@ def test_identify_bands_by_count_warns_with_the_order_assumed() -> None:
     assert (warning.path, warning.sensor, warning.order) == ("plain.tif", "s1", ["VV", "VH"])
     named = inputs.identify_bands("named.tif", 3, ["B4, central wavelength 665 nm", "B3", "B2"])
     assert named.bands == ("B04", "B03", "B02") and not named.assumed
+
+
+# ------------------------------------------------------------------ real-product fixtures
+
+REAL = Path(__file__).parent / "data" / "real_products"
+L2A = cards.s2_bands("L2A")
+
+
+def test_post_2022_and_pre_2022_l2a_read_to_the_same_reflectance() -> None:
+    old, old_info = read_scene_info(REAL / "s2_l2a_2021.tif", "s2", L2A)
+    new, new_info = read_scene_info(REAL / "s2_l2a_2023.tif", "s2", L2A)
+    dated, dated_info = read_scene_info(REAL / "s2_l2a_2023_dated.tif", "s2", L2A)
+    assert (old_info.level, old_info.offset) == ("L2A", 0.0)
+    assert (new_info.level, new_info.offset) == ("L2A", -1000.0)
+    assert (dated_info.level, dated_info.offset) == ("L2A", -1000.0)  # from the date alone
+    np.testing.assert_allclose(new, old, atol=1e-6)
+    np.testing.assert_allclose(dated, old, atol=1e-6)
+    with rasterio.open(REAL / "s2_l2a_2023.tif") as src:
+        raw = src.read().astype(np.float32)  # (12, H, W)
+    assert np.abs(raw / 10000 - old).min() > 0.0999  # dividing alone: +0.1 on every pixel
+    np.testing.assert_allclose(old, (raw - 1000) / 10000, atol=1e-6)
+    assert 0.0 < np.nanmin(old) and np.nanmax(old) < 0.5
+    forced, _ = read_scene_info(REAL / "s2_l2a_2023.tif", "s2", L2A, offset=0)
+    np.testing.assert_allclose(forced - old, 0.1, atol=1e-6)  # the explicit option wins
+
+
+def test_l1c_and_l2a_have_their_own_normalisation() -> None:
+    l1c_mean, l1c_std = cards.normalisation("s2", ["B02", "B04"], level="L1C")
+    l2a_mean, _ = cards.normalisation("s2", ["B02", "B04"], level="L2A")
+    np.testing.assert_allclose(l1c_mean, [0.13976, 0.13731])  # SSL4EO-S12 L1C / 10000
+    np.testing.assert_allclose(l1c_std, [0.08543, 0.11449])
+    np.testing.assert_allclose(l2a_mean, [0.08843, 0.12975])  # SSL4EO-S12 L2A / 10000
+    norm = normaliser("s2", ["B02", "B04"])
+    image = torch.full((2, 2, 2), 0.2)
+    as_l2a = norm({"image": image, "level": "L2A"})["image"]
+    as_default = norm({"image": image})["image"]  # the card's default level: L1C
+    torch.testing.assert_close(as_default[:, 0, 0],
+                               torch.from_numpy((0.2 - l1c_mean) / l1c_std).float())
+    assert not torch.allclose(as_l2a, as_default)
+    with pytest.raises(ValueError, match="unknown Sentinel-2 level 'L3'"):
+        norm({"image": image, "level": "L3"})
+
+
+@pytest.mark.parametrize("invalid", ["B05_nodata0.tif", "B05_nodata65535.tif",
+                                     "B05_masked.tif"])
+def test_a_nodata_pixel_in_a_20m_band_changes_no_valid_10m_pixel(invalid: str) -> None:
+    bands = REAL / "bands"
+    clean, _ = read_band_files("scene", [bands / "B02.tif", bands / "B05_valid.tif"], "s2")
+    got, _ = read_band_files("scene", [bands / "B02.tif", bands / invalid], "s2")  # (2, 8, 8)
+    np.testing.assert_array_equal(got[0], clean[0])  # the 10 m band is untouched
+    lost = np.isnan(got[1])
+    expected_lost = np.zeros((8, 8), dtype=bool)
+    expected_lost[1:5, 1:5] = True  # the 10 m pixels pixel (1, 1) of 20 m contributes to
+    np.testing.assert_array_equal(lost, expected_lost)
+    np.testing.assert_array_equal(got[1][~lost], clean[1][~lost])
+    assert not np.isnan(clean).any()
+
+
+def test_resample_masked_lets_no_invalid_value_through() -> None:
+    band = np.full((4, 4), 0.2, dtype=np.float32)
+    invalid = np.zeros((4, 4), dtype=bool)
+    band[2, 3], invalid[2, 3] = 1e6, True
+    out = resample_masked(band, invalid, 8, 8)
+    finite = out[np.isfinite(out)]
+    np.testing.assert_allclose(finite, 0.2, rtol=1e-6)
+    assert np.isnan(out).sum() == 12  # 4 rows x 3 columns (clamped at the right edge)
+
+
+def test_s1_files_in_power_and_amplitude_come_back_in_db() -> None:
+    reference, info = read_scene_info(REAL / "s1_db.tif", "s1", ["VV", "VH"])
+    assert info.units == "dB" and info.notes == []
+    for name, units in (("s1_power.tif", "linear power"), ("s1_amplitude.tif", "amplitude")):
+        with pytest.warns(inputs.S1UnitsConvertedWarning, match=rf"{name}: .*{units}"):
+            data = read_scene(REAL / name, "s1", ["VV", "VH"])
+        np.testing.assert_allclose(data, reference, atol=1e-4)
+        _, info = read_scene_info(REAL / name, "s1", ["VV", "VH"])
+        assert info.units == units and info.notes == [f"S1 {units} converted to dB"]
+    with pytest.raises(SceneError, match=r"s1_slc\.tif: complex-valued .*SLC"):
+        read_scene(REAL / "s1_slc.tif", "s1", ["VV", "VH"])
+    with pytest.warns(inputs.S1ChannelsSwappedWarning, match=r"s1_vh_first\.tif"):
+        swapped = read_scene(REAL / "s1_vh_first.tif", "s1", ["VV", "VH"])
+    np.testing.assert_array_equal(swapped, reference)
+
+
+@pytest.mark.parametrize(("name", "found"), [
+    ("landsat_sr.tif", r"descriptions \[SR_B1, SR_B2"),
+    ("landsat_tagged.tif", "LANDSAT_8"),
+    ("landsat_12.tif", "LANDSAT_9"),
+    ("rgb_photo.tif", r"descriptions \[Red, Green, Blue\]"),
+    ("single_band.tif", "a single-band raster"),
+])
+@pytest.mark.parametrize("sensor", ["s2", "s1"])
+def test_other_sensors_are_refused_naming_the_file(name: str, found: str, sensor: str) -> None:
+    bands = cards.s2_bands("L1C") if sensor == "s2" else cards.s1_bands()
+    with pytest.raises(SensorMismatchError, match=rf"{name.replace('.', '[.]')}: .*{found}"
+                                                  r".*expected"):
+        read_scene(REAL / name, sensor, bands)
+
+
+def test_undescribed_raster_is_accepted_with_the_order_assumed() -> None:
+    with pytest.warns(inputs.AssumedBandOrderWarning, match="s2_undescribed.tif: no band "
+                      "descriptions .* assumed Sentinel-2 order B01, B02, .*B10, B11, B12"):
+        data = read_scene(REAL / "s2_undescribed.tif", "s2", ["B04", "B03", "B02"])
+    _, info = read_scene_info(REAL / "s2_undescribed.tif", "s2", ["B04"])
+    assert info.assumed_order == tuple(cards.s2_bands("L1C"))
+    assert info.notes == [f"band order assumed ({', '.join(cards.s2_bands('L1C'))})"]
+    with rasterio.open(REAL / "s2_undescribed.tif") as src:
+        np.testing.assert_allclose(data, src.read([4, 3, 2]) / 10000, rtol=1e-6)
+
+
+def test_scene_folder_refuses_other_sensors_and_counts_assumptions(tmp_path: Path) -> None:
+    names = ["s2_l2a_2021.tif", "s2_l2a_2023.tif", "s2_undescribed.tif", "landsat_sr.tif",
+             "landsat_12.tif", "rgb_photo.tif"]
+    for name in names:
+        shutil.copy(REAL / name, tmp_path / name)
+    rows = [f"{name},trees,trees,s2,15.0,45.0" for name in names]
+    (tmp_path / "metadata.csv").write_text("path,caption,labels,sensor,lon,lat\n"
+                                           + "\n".join(rows) + "\n")
+    folder = SceneFolder(tmp_path, sensor="s2", split=None)
+    assert len(folder) == 3
+    problems = {Path(path).name: problem for path, problem in folder.bad_samples}
+    assert set(problems) == {"landsat_sr.tif", "landsat_12.tif", "rgb_photo.tif"}
+    assert all(f"{name}: " in problem for name, problem in problems.items())
+    samples = [folder[i] for i in range(3)]
+    assert [s["level"] for s in samples] == ["L2A", "L2A", "L1C"]
+    torch.testing.assert_close(samples[0]["image"], samples[1]["image"], equal_nan=True)
+    assert samples[2]["input_notes"].startswith("band order assumed (B01")
+    assert folder.input_notes == {samples[2]["input_notes"]: 1}
+
+
+def test_metadata_columns_set_the_level_and_offset(tmp_path: Path) -> None:
+    rho = read_scene(REAL / "s2_l2a_2021.tif", "s2", L2A)
+    with rasterio.open(REAL / "s2_l2a_2023.tif") as src:
+        profile, dn = src.profile, src.read()
+    with rasterio.open(tmp_path / "plain.tif", "w", **profile) as dst:
+        dst.write(dn)  # the 2023 numbers without descriptions or tags
+    (tmp_path / "metadata.csv").write_text(
+        "path,caption,sensor,processing_level,processing_baseline,radiometric_offset\n"
+        "plain.tif,trees,s2,L2A,05.09,-1000\n")
+    folder = SceneFolder(tmp_path, sensor="s2", split=None, bands=L2A)
+    sample = folder[0]
+    assert folder.level == "L2A" and sample["level"] == "L2A"
+    np.testing.assert_allclose(sample["image"].numpy(), rho, atol=1e-6)
+
+
+def test_in_memory_arrays_are_masked_and_converted_as_files_are() -> None:
+    with rasterio.open(REAL / "s2_l2a_2021.tif") as src:
+        dn = src.read()  # (12, H, W) uint16, pre-2022
+    dn[:, 0, 0] = 0  # nodata, as in the file
+    from_array, info = read_array_info("array[0]", dn, "s2", cards.s2_bands("L1C"))
+    assert info.level == "L2A" and np.isnan(from_array[:, 0, 0]).all()
+    assert np.isnan(from_array[cards.s2_bands("L1C").index("B10")]).all()
+    from_file = read_scene(REAL / "s2_l2a_2021.tif", "s2", cards.s2_bands("L1C"))
+    keep = np.ones(from_file.shape[1:], dtype=bool)
+    keep[0, 0] = False
+    np.testing.assert_allclose(from_array[:, keep], from_file[:, keep], atol=1e-6,
+                               equal_nan=True)
+    reflectance, _ = read_array_info("array[1]", from_file, "s2", cards.s2_bands("L1C"))
+    np.testing.assert_allclose(reflectance, from_file, equal_nan=True)  # taken as is
+    with pytest.raises(SceneError, match=r"array\[2\]: negative Sentinel-2 digital numbers"):
+        read_array_info("array[2]", dn.astype(np.int32) - 5000, "s2", L2A)
+    power = read_scene(REAL / "s1_power.tif", "s1", ["VV", "VH"])  # already dB
+    amplitude = np.sqrt(10 ** (power / 10))
+    db, info = read_array_info("array[3]", amplitude, "s1", ["VV", "VH"])
+    assert info.units == "amplitude"
+    np.testing.assert_allclose(db, power, atol=1e-4)
+    with pytest.raises(SceneError, match=r"array\[4\]: complex-valued"):
+        read_array_info("array[4]", amplitude.astype(np.complex64), "s1", ["VV", "VH"])

@@ -20,7 +20,7 @@ def test_bad_files_are_skipped_and_counted_with_the_problem_named() -> None:
     assert len(dataset) == 1
     problems = {Path(path).name: problem for path, problem in dataset.bad_samples}
     assert problems["missing_caption.tif"] == "missing caption"
-    assert "wrong band count 5" in problems["wrong_bands.tif"]
+    assert "5 bands with no band descriptions" in problems["wrong_bands.tif"]
     assert "all pixels are nodata" in problems["all_nodata.tif"]
     assert "pixels are valid" in problems["non_finite.tif"]
     assert "unreadable" in problems["truncated.tif"]
@@ -47,7 +47,7 @@ def test_band_subset_by_description_and_normalisation() -> None:
     dataset = module.dataset("s2", "test")
     image = dataset[0]["image"]
     mean, std = cards.normalisation("s2", ["B04", "B03", "B02"])
-    expected = (torch.from_numpy(rgb) / 10000 - torch.from_numpy(mean)[:, None, None]) / \
+    expected = (torch.from_numpy(rgb) - torch.from_numpy(mean)[:, None, None]) / \
         torch.from_numpy(std)[:, None, None]
     torch.testing.assert_close(image, expected)
     assert len(module.bad_samples()) == 6
@@ -79,6 +79,7 @@ def test_l2a_file_read_as_l1c_has_b10_as_nodata(tmp_path: Path, described: bool)
     b10 = cards.s2_bands("L1C").index("B10")
     assert np.isnan(image[b10]).all()
     kept = [i for i in range(13) if i != b10]
-    np.testing.assert_array_equal(image[kept, 0, 0], values[:, 0, 0])
-    with pytest.raises(SceneError, match="wrong band count 12"):
+    np.testing.assert_allclose(image[kept, 0, 0], values[:, 0, 0] / 10000, rtol=1e-6)
+    with pytest.raises(SceneError, match="12 bands with no band descriptions" if not described
+                       else r"descriptions \[B01, .*\] do not name Sentinel-1 bands"):
         read_scene(path, "s1", cards.s1_bands())

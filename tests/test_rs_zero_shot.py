@@ -16,6 +16,7 @@ from rasterio.transform import from_origin
 from core.metrics import mean_average_precision
 from domains.remote_sensing import LandCoverClassifier, cards
 from domains.remote_sensing.classifier import default_synonyms
+from domains.remote_sensing.inputs import S1UnitsConvertedWarning
 from domains.remote_sensing.scene_io import SceneError
 
 BAD = Path(__file__).parent / "data" / "bad_geotiffs"
@@ -45,10 +46,14 @@ def probs(clf: LandCoverClassifier, test_split: pd.DataFrame) -> pd.DataFrame:
 
 
 def read_raw(path: str) -> np.ndarray:
-    """(C, H, W) raw values of a GeoTIFF, NaN where nodata (as a user would read it)."""
+    """(C, H, W) values of a GeoTIFF as a user would read them: NaN where nodata, S2 as
+    reflectance (DN + RADIO_ADD_OFFSET) / 10000, S1 as stored (dB)."""
     with rasterio.open(path) as src:
         data = src.read().astype(np.float32)
-        return np.where(data == src.nodata, np.nan, data)
+        data = np.where(data == src.nodata, np.nan, data)
+        if src.count > 2:
+            data = (data + float(src.tags().get("RADIO_ADD_OFFSET", 0))) / 10000
+        return data
 
 
 def confident(test_split: pd.DataFrame, per_sensor: int) -> pd.DataFrame:
@@ -155,7 +160,7 @@ def test_bad_files(clf: LandCoverClassifier, tmp_path: Path) -> None:
         dst.write(np.full((5, 32, 32), 1000, dtype=np.uint16))
     with pytest.raises(SceneError, match=r"five_bands\.tif.* 5 bands.*expected 2 .*13"):
         clf.predict([five])
-    with pytest.raises(SceneError, match=r"five_bands\.tif: wrong band count 5 for s2"):
+    with pytest.raises(SceneError, match=r"five_bands\.tif: 5 bands .*expected 13 bands"):
         clf.predict(five, sensor="s2")
     for name in ("truncated.tif", "not_a_tiff.tif"):
         with pytest.raises(SceneError, match=rf"{name.replace('.', '[.]')}: unreadable GeoTIFF"):
@@ -167,14 +172,16 @@ def test_bad_files(clf: LandCoverClassifier, tmp_path: Path) -> None:
 def test_bad_arrays(clf: LandCoverClassifier, test_split: pd.DataFrame) -> None:
     s1 = read_raw(test_split.loc[test_split["sensor"] == "s1", "file"].iloc[0])  # dB
     s2 = read_raw(test_split.loc[test_split["sensor"] == "s2", "file"].iloc[0])
-    with pytest.raises(SceneError, match=r"array\[1\]: .* 4 bands; expected 2 .*13"):
+    with pytest.raises(SceneError, match=r"array\[1\]: 4 bands .*expected 2 .*13"):
         clf.predict([s2, s2[:4]])
     with pytest.raises(SceneError, match=r"array\[0\]: 4 channels for s2; this model takes 13"):
         clf.predict(torch.from_numpy(s2[:4]), sensor="s2")
     with pytest.raises(SceneError, match=r"array\[0\]: shape \(64, 64\)"):
         clf.predict(s2[0])
-    with pytest.raises(SceneError, match=r"array\[0\]: Sentinel-1 .*linear power.* dB"):
-        clf.predict(10 ** (s1 / 10))
+    with pytest.warns(S1UnitsConvertedWarning, match=r"array\[0\]: .*linear power.* dB"):
+        converted = clf.predict(10 ** (s1 / 10))  # the shared input check converts it
+    assert converted.zero_shot.input_notes.iloc[0] == "S1 linear power converted to dB"
+    np.testing.assert_allclose(converted.to_numpy(), clf.predict(s1).to_numpy(), atol=1e-5)
     with pytest.raises(ValueError, match="unknown sensor 's3'"):
         clf.predict(s2, sensor="s3")
 

@@ -48,20 +48,29 @@ def label_vocabulary() -> list[str]:
     return land_cover_classes() + crisis_tags()
 
 
-def normalisation(sensor: str, bands: list[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
+def normalisation(sensor: str, bands: list[str] | None = None,
+                  level: str | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Per-band (mean, std) used to standardise a sensor's values.
 
-    S2 statistics apply to reflectance (digital numbers / 10000); S1 statistics to dB.
+    S2 statistics apply to reflectance ((DN + offset) / 10000, what the readers return),
+    one set per processing level (SSL4EO-S12's L1C and L2A statistics, see the card);
+    S1 statistics to σ0 in dB.
 
     Args:
         sensor: ``"s2"`` or ``"s1"``.
         bands: Band subset (default: all bands of the sensor).
+        level: Sentinel-2 processing level, ``"L1C"`` or ``"L2A"`` (default: the card's
+            ``default_level``); ignored for S1.
 
     Returns:
         Two float32 arrays of length ``len(bands)``.
     """
     if sensor == "s2":
-        all_bands, stats = s2_bands("L1C"), card("sentinel2")["normalisation"]
+        s2 = card("sentinel2")
+        level = level or s2["default_level"]
+        if level not in s2["levels"]:
+            raise ValueError(f"unknown Sentinel-2 level {level!r}; known: {list(s2['levels'])}")
+        all_bands, stats = s2_bands("L1C"), s2["normalisation"][level]
     elif sensor == "s1":
         all_bands, stats = s1_bands(), card("sentinel1")["normalisation"]
     else:

@@ -7,15 +7,21 @@
 Each class becomes the mean text embedding of its names x prompt templates (open_clip's
 (D, C) classifier); a scene's probabilities are the softmax over classes of
 ``logit_scale x cosine`` (:class:`core.zero_shot.PromptClassifier`). This module adds
-what is about scenes: sensor detection, band checks, class synonyms from the cards.
-Reading, normalising, tiling and batching are
+what is about scenes: sensor detection and the input check through
+:mod:`~domains.remote_sensing.inputs` (the one the datasets and the index use: other
+sensors refused, S2 digital numbers to reflectance with the product's offset, S1 linear
+power / amplitude to dB, arrays masked as files are), class synonyms from the cards.
+What the check converted or assumed is warned about and kept per scene in
+``frame.zero_shot.input_notes``. Normalising, tiling and batching are
 :class:`~domains.remote_sensing.run_model.SceneRun`'s, so scenes are seen as in training.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -23,13 +29,17 @@ import rasterio
 import torch
 
 from core.zero_shot import PromptClassifier
-from domains.remote_sensing import cards
+from domains.remote_sensing import cards, inputs
+from domains.remote_sensing.inputs import SENSOR_NAMES
 from domains.remote_sensing.run_model import SceneRun
-from domains.remote_sensing.scene_io import SceneError, read_scene
+from domains.remote_sensing.scene_io import (
+    SceneError,
+    SceneInfo,
+    read_array_info,
+    read_scene_info,
+)
 
 Scene = str | Path | np.ndarray | torch.Tensor
-SENSOR_NAMES = {"s2": "Sentinel-2", "s1": "Sentinel-1"}
-LINEAR_POWER_MAX = 2.0  # S1 scenes with every value in [0, 2) are linear power, not dB
 
 
 @pd.api.extensions.register_dataframe_accessor("zero_shot")
@@ -45,6 +55,12 @@ class ZeroShotAccessor:
     def sensors(self) -> pd.Series:
         """The sensor (``"s2"`` / ``"s1"``) of each scene, indexed like the frame."""
         return pd.Series(self._frame.attrs["sensors"], index=self._frame.index, name="sensor")
+
+    @property
+    def input_notes(self) -> pd.Series:
+        """What the input check converted or assumed per scene ("" when nothing)."""
+        notes = self._frame.attrs.get("input_notes", [""] * len(self._frame))
+        return pd.Series(notes, index=self._frame.index, name="input_notes")
 
     @property
     def multi_label(self) -> bool:
@@ -144,29 +160,20 @@ class LandCoverClassifier:
         extra = default_synonyms(classes, {**self.synonyms, **(synonyms or {})})
         return self.head.class_embeddings(classes, list(templates or self.templates), extra)
 
-    def detect_sensor(self, name: str, count: int, descriptions: Sequence[str | None] = ()) -> str:
-        """The sensor of a scene from its band descriptions, else its band count.
+    def detect_sensor(self, name: str, count: int, descriptions: Sequence[str | None] = (),
+                      tags: Mapping[str, Any] | None = None, dtype: str | None = None) -> str:
+        """The sensor of a scene from its band descriptions and tags, else its band count.
+
+        Uses :func:`~domains.remote_sensing.inputs.identify_bands` (the datasets' check),
+        accepting this model's own band lists by count as well.
 
         Raises:
-            SceneError: Naming the scene, its band count and the counts expected.
+            SensorMismatchError: Naming the scene, what was found and what is expected.
         """
-        named = {str(d).upper() for d in descriptions if d}
-        if named and len(named) == count:
-            for sensor, bands in (("s1", cards.s1_bands()), ("s2", cards.s2_bands("L1C"))):
-                if named <= {b.upper() for b in bands}:
-                    return sensor
-        own_s2 = len(self.run.bands.get("s2", []))
-        if count == len(cards.s1_bands()) and count != own_s2:
-            return "s1"
-        if cards.s2_bands_for_count(count) is not None or count == own_s2:
-            return "s2"
-        levels = cards.card("sentinel2")["levels"]
-        expected = (f"{len(cards.s1_bands())} (Sentinel-1 {', '.join(cards.s1_bands())}) or "
-                    + " / ".join(f"{len(b)} (Sentinel-2 {lvl})" for lvl, b in levels.items()))
-        if own_s2 and cards.s2_bands_for_count(own_s2) is None:
-            expected += f" or {own_s2} (this model's S2 bands {', '.join(self.run.bands['s2'])})"
-        raise SceneError(f"{name}: cannot tell the sensor of a scene with {count} bands; "
-                         f"expected {expected}; pass sensor='s1' or 's2' if it is one")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", inputs.AssumedBandOrderWarning)  # warned on read
+            return inputs.identify_bands(name, count, descriptions, tags, dtype=dtype,
+                                         model_bands=self.run.bands).sensor
 
     def _check_sensor(self, name: str, sensor: str) -> None:
         if sensor not in SENSOR_NAMES:
@@ -175,74 +182,40 @@ class LandCoverClassifier:
             raise SceneError(f"{name}: a {SENSOR_NAMES[sensor]} ({sensor}) scene, but the model "
                              f"in {self.run.folder} embeds only {', '.join(self.sensors)} scenes")
 
-    def _array_sensor(self, name: str, image: torch.Tensor, sensor: str | None) -> str:
+    def _array_sensor(self, name: str, image: np.ndarray, sensor: str | None) -> str:
         sensor = sensor or self.detect_sensor(name, image.shape[0])
         self._check_sensor(name, sensor)
-        wanted, count = self.run.bands[sensor], image.shape[0]
-        full = (cards.s2_bands_for_count(count) if sensor == "s2" else cards.s1_bands()) or []
-        if count != len(wanted) and not (len(full) == count and set(wanted) <= set(full)):
-            also = " (or a full 13/12-band scene in card order)" if sensor == "s2" else ""
-            raise SceneError(f"{name}: {count} channels for {sensor}; this model takes "
-                             f"{len(wanted)} ({', '.join(wanted)}) in that order{also}")
         return sensor
 
     def _path_sensor(self, path: Path, sensor: str | None) -> str:
         if sensor is None:
             try:
                 with rasterio.open(path) as src:
-                    sensor = self.detect_sensor(str(path), src.count, src.descriptions)
+                    sensor = self.detect_sensor(str(path), src.count, src.descriptions,
+                                                src.tags(), src.dtypes[0])
             except (rasterio.errors.RasterioError, OSError) as error:
                 raise SceneError(f"{path}: unreadable GeoTIFF ({error})") from error
         self._check_sensor(str(path), sensor)
         return sensor
 
-    def _raw(self, name: str, source: Path | torch.Tensor, sensor: str) -> torch.Tensor:
-        """(C, H, W) raw scene in the model's band order, checked for S1 linear power."""
+    def _raw(self, name: str, source: Path | np.ndarray, sensor: str) -> tuple[torch.Tensor,
+                                                                               SceneInfo]:
+        """(C, H, W) scene in the model's band order through the shared input check."""
         if isinstance(source, Path):
-            image = torch.from_numpy(read_scene(source, sensor, self.run.bands[sensor]))
+            image, info = read_scene_info(source, sensor, self.run.bands[sensor])
         else:
-            image, wanted = source, self.run.bands[sensor]
-            if len(image) != len(wanted):  # a full card-order scene -> the model's bands
-                full = cards.s2_bands_for_count(len(image)) or []
-                image = image[[full.index(b) for b in wanted]]
-        if sensor == "s1":
-            finite = image[torch.isfinite(image)]  # (V,)
-            if finite.numel() and finite.min() >= 0 and finite.max() < LINEAR_POWER_MAX:
-                raise SceneError(f"{name}: Sentinel-1 values look like linear power (all in "
-                                 f"[0, {float(finite.max()):.3g}]); the model takes "
-                                 "backscatter in dB: pass 10 * log10(power)")
-        return image
+            image, info = read_array_info(name, source, sensor, self.run.bands[sensor],
+                                          level=None if len(source) != len(
+                                              self.run.bands[sensor]) else self.run.s2_level)
+        for warning in info.warnings:
+            warnings.warn(warning, stacklevel=4)
+        return torch.from_numpy(image), info
 
-    def embed(self, scenes: Scene | Sequence[Scene], sensor: str | Sequence[str] | None = None,
-              batch_size: int | None = None) -> tuple[torch.Tensor, list[str], list[str]]:
-        """Embed scenes (grouped per sensor, read in chunks, tiled when large).
-
-        Args:
-            scenes: GeoTIFF paths, (C, H, W) or (N, C, H, W) arrays/tensors in raw units
-                (S2 digital numbers, S1 dB; NaN where nodata), or a list of them.
-            sensor: ``"s2"``/``"s1"`` for all scenes, one per scene, or ``None``: detected.
-            batch_size: Scenes per chunk and tiles per forward pass.
-
-        Returns:
-            (N, D) normalised embeddings, the scene names, the scene sensors (input order).
-        """
-        items = _scene_list(scenes)
-        sensors_in = [sensor] * len(items) if sensor is None or isinstance(sensor, str) \
-            else list(sensor)
-        if len(sensors_in) != len(items):
-            raise ValueError(f"{len(sensors_in)} sensors given for {len(items)} scenes")
-        sensors = [self._path_sensor(src, s) if isinstance(src, Path)
-                   else self._array_sensor(name, src, s)
-                   for (name, src), s in zip(items, sensors_in, strict=True)]
-        size = batch_size or self.batch_size
-        embeddings = torch.zeros(len(items), self.run.model.embed_dim)  # (N, D)
-        for group in dict.fromkeys(sensors):
-            positions = [i for i, s in enumerate(sensors) if s == group]
-            for start in range(0, len(positions), size):
-                chunk = positions[start:start + size]
-                images = [self.run.normalise(group, self._raw(*items[i], group)) for i in chunk]
-                embeddings[chunk] = self.run.embed_images(group, images, size)  # (n, D)
-        return embeddings, [name for name, _ in items], sensors
+    def _embed(self, scenes: Scene | Sequence[Scene], sensor: str | Sequence[str] | None,
+               batch_size: int | None) -> tuple[torch.Tensor, list[str], list[str], list[str]]:
+        """:meth:`embed`, plus each scene's input notes."""
+        embeddings, names, sensors, _ = self._embed(scenes, sensor, batch_size)
+        return embeddings, names, sensors
 
     def predict(self, scenes: Scene | Sequence[Scene], classes: Sequence[str] | None = None,
                 sensor: str | Sequence[str] | None = None,
@@ -266,26 +239,30 @@ class LandCoverClassifier:
         Returns:
             One row per scene (index "scene": the path, or ``array[i]``), one column per
             class. Probabilities sum to one per row. ``frame.zero_shot.sensors`` (also
-            ``frame.attrs["sensors"]``) gives each row's sensor.
+            ``frame.attrs["sensors"]``) gives each row's sensor, ``frame.zero_shot.input_notes``
+            what the input check converted or assumed (S1 units, band order).
         """
         classes = list(cards.land_cover_classes() if classes is None else classes)
         if not classes or len(set(classes)) != len(classes):
             raise ValueError(f"classes must be distinct names, at least one; got {classes}")
-        features, names, sensors = self.embed(scenes, sensor, batch_size)  # (N, D)
+        features, names, sensors, notes = self._embed(scenes, sensor, batch_size)  # (N, D)
         extra = default_synonyms(classes, {**self.synonyms, **(synonyms or {})})
         values = self.head.scores(features, classes, list(templates or self.templates), extra,
                                   multi_label)  # (N, C)
         frame = pd.DataFrame(values.numpy(), index=pd.Index(names, name="scene"),
                              columns=pd.Index(classes, name="class"))
-        frame.attrs.update(sensors=sensors, multi_label=multi_label)
+        frame.attrs.update(sensors=sensors, multi_label=multi_label, input_notes=notes)
         return frame
 
 
-def _scene_list(scenes: Scene | Sequence[Scene]) -> list[tuple[str, Path | torch.Tensor]]:
-    """Flatten inputs into (name, path or (C, H, W) float32 CPU tensor), in input order."""
+def _scene_list(scenes: Scene | Sequence[Scene]) -> list[tuple[str, Path | np.ndarray]]:
+    """Flatten inputs into (name, path or (C, H, W) numpy array in its own dtype), in order.
+
+    Arrays keep their dtype (complex SLC and integer DN are recognised from it).
+    """
     if isinstance(scenes, (str, Path, np.ndarray, torch.Tensor)):
         scenes = [scenes]
-    items: list[tuple[str, Path | torch.Tensor]] = []
+    items: list[tuple[str, Path | np.ndarray]] = []
     for scene in scenes:
         if isinstance(scene, (str, Path)):
             items.append((str(scene), Path(scene)))
@@ -293,11 +270,11 @@ def _scene_list(scenes: Scene | Sequence[Scene]) -> list[tuple[str, Path | torch
         if not isinstance(scene, (np.ndarray, torch.Tensor)):
             raise TypeError(f"scene {len(items)}: expected a GeoTIFF path, numpy array or "
                             f"tensor, got {type(scene).__name__}")
-        tensor = scene.detach().to("cpu", torch.float32) if isinstance(scene, torch.Tensor) \
-            else torch.from_numpy(np.asarray(scene, dtype=np.float32))
-        if tensor.ndim not in (3, 4):
-            raise SceneError(f"array[{len(items)}]: shape {tuple(tensor.shape)}; expected "
+        array = scene.detach().cpu().numpy() if isinstance(scene, torch.Tensor) \
+            else np.asarray(scene)
+        if array.ndim not in (3, 4):
+            raise SceneError(f"array[{len(items)}]: shape {tuple(array.shape)}; expected "
                              "(C, H, W) or (N, C, H, W)")
-        for image in tensor if tensor.ndim == 4 else [tensor]:  # (C, H, W) each
+        for image in array if array.ndim == 4 else [array]:  # (C, H, W) each
             items.append((f"array[{len(items)}]", image))
     return items

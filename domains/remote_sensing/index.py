@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import math
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,6 +60,8 @@ class BuildSummary:
         shards_embedded: Shards embedded by this invocation.
         seconds: Wall time.
         kind: The FAISS index kind built (``exact``, ``ivf``, ``ivfpq``).
+        input_notes: How many indexed scenes had each input note (S1 units converted to
+            dB, band order assumed from the band count, S1 channels swapped).
     """
 
     index: Path
@@ -68,6 +71,7 @@ class BuildSummary:
     shards_embedded: int = 0
     seconds: float = 0.0
     kind: str = ""
+    input_notes: dict[str, int] = field(default_factory=dict)
 
 
 def _footprint(metadata: pd.DataFrame, row: int, path: str, lon: float, lat: float) -> Any:
@@ -97,6 +101,7 @@ def _record(dataset: Any, sensor: str, row: int, sample: dict[str, Any]) -> dict
             "lon": lon, "lat": lat, "date": "" if pd.isna(date) else str(date)[:10],
             "labels": labels, "caption": str(sample.get("caption", "")),
             "split": str(table_row.get("split", "") or ""), "row": int(row),
+            "input_notes": str(sample.get("input_notes", "")),
             "geometry": _footprint(dataset.metadata, row, str(sample["path"]), lon, lat)}
 
 
@@ -122,7 +127,7 @@ def embed_scenes_batch(run: SceneRun, dataset: Any, sensor: str,
     if not items:
         return np.zeros((0, width), np.float32), gpd.GeoDataFrame(
             frame, geometry="geometry", crs="EPSG:4326")
-    images = [run.normalise(sensor, sample["image"]) for _, sample in items]
+    images = [run.normalise(sensor, sample["image"], sample.get("level")) for _, sample in items]
     features = run.embed_images(sensor, images, batch_size)  # (B, D)
     if run.has_location:
         coords = torch.stack([sample["coords"] for _, sample in items])  # (B, 2)
@@ -137,7 +142,7 @@ def embed_scenes_batch(run: SceneRun, dataset: Any, sensor: str,
 
 def _record_columns() -> tuple[str, ...]:
     return ("id", "path", "sensor", "lon", "lat", "date", "labels", "caption", "split", "row",
-            "geometry")
+            "input_notes", "geometry")
 
 
 def build_index(
@@ -206,6 +211,8 @@ def build_index(
     index.add(vectors, metadata)
     index.build()
     summary.scenes = {s: int((metadata["sensor"] == s).sum()) for s in sensors}
+    summary.input_notes = dict(Counter(note for notes in metadata["input_notes"]
+                                       for note in str(notes).split("; ") if note))
     index.info = {
         "type": INDEX_TYPE, "run": str(Path(run).resolve()), "variant": variant,
         "run_fingerprint": loaded.fingerprint, "model": loaded.model.config.name,
@@ -213,6 +220,7 @@ def build_index(
         "bands": loaded.bands, "embed_dim": loaded.model.embed_dim,
         "location": loaded.has_location, "proximity_weight": loaded.proximity_weight,
         "scenes": summary.scenes, "bad_samples": len(summary.bad_samples),
+        "input_notes": summary.input_notes,
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
     index.save(out)
     built.discard()
@@ -236,6 +244,8 @@ def _print_summary(summary: BuildSummary, index: EmbeddingIndex) -> None:
     if summary.bad_samples:
         console.print(f"  [yellow]{len(summary.bad_samples)} bad scene(s) skipped[/], e.g. "
                       f"{summary.bad_samples[0][1]}")
+    for note, count in summary.input_notes.items():
+        console.print(f"  [yellow]{count} scene(s): {note}[/] (see the input_notes column)")
 
 
 def training_archive(run: Path) -> tuple[Path, str]:

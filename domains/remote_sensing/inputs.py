@@ -544,16 +544,21 @@ def s1_band_name(description: str | None) -> str | None:
 
 
 def _platform(tags: Mapping[str, Any] | None) -> str | None:
-    """The platform the tags name when it is neither Sentinel-1 nor Sentinel-2."""
-    for key, value in (tags or {}).items():
-        text = f"{key}={value}"
-        if _OTHER_SENSOR_RE.search(text):
-            return text
+    """The tags naming a platform other than Sentinel-1/2 ("K=V, ..."), or ``None``."""
+    found = [f"{key}={value}" for key, value in (tags or {}).items()
+             if _OTHER_SENSOR_RE.search(f"{key}={value}")]
     value = _lookup(tags, PLATFORM_KEYS)
     if value is not None and not re.search(r"sentinel|\bs[12][a-d]?\b|msi|c-sar|sar",
                                            str(value), re.I):
-        return f"{value}"
-    return None
+        key = next(k for k in (tags or {}) if str(k).lower() in PLATFORM_KEYS
+                   and inputs_equal((tags or {})[k], value))
+        found.append(f"{key}={value}")
+    return ", ".join(dict.fromkeys(found)) or None
+
+
+def inputs_equal(left: Any, right: Any) -> bool:
+    """Whether two tag values are the same (identity or equal text)."""
+    return left is right or str(left) == str(right)
 
 
 def _tag_sensor(tags: Mapping[str, Any] | None) -> str | None:
@@ -569,14 +574,15 @@ def _tag_sensor(tags: Mapping[str, Any] | None) -> str | None:
 
 def _expected(sensor: str | None, extra_counts: Mapping[str, Sequence[str]] | None) -> str:
     parts = []
+    if sensor in (None, "s1"):
+        parts.append(f"{len(cards.s1_bands())} bands (Sentinel-1 {', '.join(cards.s1_bands())})")
     if sensor in (None, "s2"):
         parts += [f"{len(b)} bands (Sentinel-2 {lvl}: {', '.join(b)})"
                   for lvl, b in cards.card("sentinel2")["levels"].items()]
-    if sensor in (None, "s1"):
-        parts.append(f"{len(cards.s1_bands())} bands (Sentinel-1 {', '.join(cards.s1_bands())})")
+    layouts = [*cards.card("sentinel2")["levels"].values(), cards.s1_bands()]
     for own_sensor, own in (extra_counts or {}).items():
-        if sensor in (None, own_sensor) and own:
-            parts.append(f"{len(own)} bands (this model's {own_sensor}: {', '.join(own)})")
+        if sensor in (None, own_sensor) and own and list(own) not in layouts:
+            parts.append(f"{len(own)} bands ({SENSOR_NAMES[own_sensor]} {', '.join(own)})")
     return " or ".join(parts)
 
 

@@ -3,7 +3,8 @@
 Built on :class:`core.inference.LoadedRun` (loading, fingerprint, tiling, batched
 embedding). This adds what is about satellites: each sensor tower's band order (from the
 saved model config, so an RGB companion reads three bands), the sensors' normalisation
-(:func:`~domains.remote_sensing.transforms.normaliser`, the one training uses) and
+(:func:`~domains.remote_sensing.transforms.normaliser`, the one training uses, with the
+Sentinel-2 level the run recorded as the default for scenes that do not say theirs) and
 GeoCLOSP's validation-chosen location weight. Shared by the zero-shot classifier and
 the archive index, so both see scenes exactly as training saw them.
 """
@@ -19,6 +20,7 @@ import torch
 
 from core.inference import LoadedRun
 from core.model import ContrastiveModel
+from domains.remote_sensing import cards
 from domains.remote_sensing.transforms import normaliser, sensor_bands
 
 SENSORS = ("s2", "s1")
@@ -32,10 +34,14 @@ class SceneRun(LoadedRun):
         bands: Sensor -> band order, for the sensors the model has a tower for.
         proximity_weight: GeoCLOSP's location weight chosen on the validation split
             (from the run's ``metrics.json``), ``None`` when unknown or not GeoCLOSP.
+        s2_level: The Sentinel-2 processing level the run was trained on (its saved
+            ``s2_level``, else the card's default level for runs that recorded none): the
+            normalisation of scenes that do not say their level (in-memory arrays).
     """
 
     bands: dict[str, list[str]] = field(default_factory=dict)
     proximity_weight: float | None = None
+    s2_level: str = "L1C"
 
     @classmethod
     def load(cls, run: str | Path, variant: str = "main",
@@ -60,8 +66,10 @@ class SceneRun(LoadedRun):
             raise ValueError(f"{fields['folder']}: the model has no image tower for "
                              f"{' or '.join(SENSORS)}")
         bands = {s: all_bands[s] for s in sensors}
-        return cls(**fields, transforms={s: normaliser(s, bands[s]) for s in sensors},
-                   bands=bands, proximity_weight=_proximity_weight(Path(run), variant, model))
+        level = str(config.get("s2_level") or cards.card("sentinel2")["default_level"])
+        return cls(**fields, transforms={s: normaliser(s, bands[s], level) for s in sensors},
+                   bands=bands, proximity_weight=_proximity_weight(Path(run), variant, model),
+                   s2_level=level)
 
     @property
     def sensors(self) -> list[str]:
@@ -74,18 +82,23 @@ class SceneRun(LoadedRun):
             raise ValueError(f"{self.folder}: this model embeds {', '.join(self.sensors)} "
                              f"scenes, not {sensor}")
 
-    def normalise(self, sensor: str, image: np.ndarray | torch.Tensor) -> torch.Tensor:
-        """Standardise a raw scene (S2 digital numbers, S1 dB) in the model's band order.
+    def normalise(self, sensor: str, image: np.ndarray | torch.Tensor,
+                  level: str | None = None) -> torch.Tensor:
+        """Standardise a read scene (S2 reflectance, S1 dB) in the model's band order.
 
         Args:
             sensor: ``"s2"`` or ``"s1"``.
-            image: (C, H, W) raw values, NaN where nodata.
+            image: (C, H, W) values as the readers return them, NaN where nodata.
+            level: The S2 scene's processing level (``None``: the run's :attr:`s2_level`).
 
         Returns:
             (C, H, W) float32, NaN replaced by 0 (the band mean).
         """
         self.check_sensor(sensor)
-        return self.prepare(sensor, image)
+        tensor = image.float() if isinstance(image, torch.Tensor) else \
+            torch.as_tensor(np.asarray(image, dtype=np.float32))
+        sample = {"image": tensor, **({"level": level} if level and sensor == "s2" else {})}
+        return self.transforms[sensor](sample)["image"]
 
 
 def _proximity_weight(run: Path, variant: str, model: ContrastiveModel) -> float | None:

@@ -47,6 +47,9 @@ class SceneDataset(SampleDataset, NonGeoDataset):
     """
 
     read_errors = READ_ERRORS
+    #: Sentinel-2 processing level of every scene ("L1C" / "L2A") when the archive fixes it;
+    #: a reader that finds the level per scene returns it as ``found["level"]`` instead.
+    level: str | None = None
 
     def __init__(self, sensor: str, bands: Sequence[str] | None = None,
                  transforms: Callable | None = None, strict: bool = False,
@@ -72,7 +75,12 @@ class SceneDataset(SampleDataset, NonGeoDataset):
         return multi_hot(labels, self.vocabulary)
 
     def _sample(self, index: int, read: np.ndarray | dict[str, Any]) -> dict[str, Any]:
-        """The sample dict: image (C, H, W) float32 (NaN where nodata), label, caption..."""
+        """The sample dict: image (C, H, W) float32 (NaN where nodata), label, caption...
+
+        S2 samples carry ``level`` when known (the reader's, else :attr:`level`), which
+        the normaliser uses; every sample carries ``input_notes`` (what the input check
+        converted or assumed, "" when nothing).
+        """
         found = read if isinstance(read, dict) else {"image": read}
         row = self.metadata.iloc[index]
         labels = list(found.get("labels") or labels_of(row.get("labels")))
@@ -96,6 +104,10 @@ class SceneDataset(SampleDataset, NonGeoDataset):
         }
         if "date" in found:
             sample["date"] = str(found["date"])
+        level = found.get("level") or self.level
+        if self.sensor == "s2" and level:
+            sample["level"] = str(level)  # picks the normalisation statistics
+        sample["input_notes"] = str(found.get("input_notes", ""))
         return sample
 
     def sample_ids(self) -> list[str]:

@@ -3,21 +3,27 @@
 The metadata table (``metadata.parquet``, GeoParquet or plain, or a CSV) has one row
 per file with at least ``path`` (relative to the folder) and ``caption``; optional
 columns: ``id``, ``sensor`` (s1/s2), ``labels`` (a list, or a string joined with
-"; "), ``lon``, ``lat``, ``date``, ``split``. Band order is read from the file's band
-descriptions, or else taken from the sensor's dataset card.
+"; "), ``lon``, ``lat``, ``date``, ``split``, and for Sentinel-2 ``processing_level``,
+``processing_baseline``, ``radiometric_offset``. Every file goes through the shared input
+check (:func:`~domains.remote_sensing.scene_io.read_scene_info`): band order from the
+file's band descriptions (else the band count, noted), other sensors refused, S2 read as
+reflectance with the level and offset from the row or the file's tags, S1 as dB. What was
+converted or assumed is in each sample's ``input_notes`` and counted in
+:attr:`SceneFolder.input_notes`.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
+from domains.remote_sensing import inputs
 from domains.remote_sensing.scene_dataset import SceneDataset
-from domains.remote_sensing.scene_io import read_scene
+from domains.remote_sensing.scene_io import read_scene_info
 
 METADATA_NAMES = ("metadata.parquet", "metadata.csv", "captions.parquet", "captions.csv")
 
@@ -47,6 +53,15 @@ def _read_parquet(path: Path) -> pd.DataFrame:
         return pd.read_parquet(path)
 
 
+def _table_level(root: Path, frame: pd.DataFrame) -> str | None:
+    """The one Sentinel-2 level of a table's ``processing_level`` column, else ``None``."""
+    if "processing_level" not in frame.columns:
+        return None
+    levels = {inputs.s2_level(str(root), level=str(v)) for v in frame["processing_level"]
+              if inputs._present(v)}
+    return levels.pop() if len(levels) == 1 else None
+
+
 class SceneFolder(SceneDataset):
     """Scenes of one sensor from a folder of GeoTIFFs and a metadata table.
 
@@ -61,6 +76,10 @@ class SceneFolder(SceneDataset):
 
     Attributes:
         bad_samples: ``(path, problem)`` of every skipped file.
+        level: The Sentinel-2 level of every scene when the ``processing_level`` column
+            names one (recorded by training), else ``None`` (each scene says its own).
+        input_notes: How many scenes read in this process had each note (S1 units converted,
+            band order assumed, ...); see :attr:`~domains.remote_sensing.scene_io.SceneInfo.notes`.
     """
 
     def __init__(
@@ -69,6 +88,7 @@ class SceneFolder(SceneDataset):
         strict: bool = False, preload: bool = True,
     ) -> None:
         self.root = Path(root)
+        self.input_notes: Counter[str] = Counter()
         if not self.root.is_dir():
             raise FileNotFoundError(f"{self.root}: archive folder not found")
         super().__init__(sensor, bands, transforms, strict)
@@ -79,6 +99,7 @@ class SceneFolder(SceneDataset):
             frame = frame[frame["split"] == split]
         frame = frame[[self._caption_ok(row) for row in frame.itertuples()]]
         self.metadata = frame.reset_index(drop=True)
+        self.level = _table_level(self.root, self.metadata) if sensor == "s2" else None
         if preload:
             self._preload()
 
@@ -92,6 +113,12 @@ class SceneFolder(SceneDataset):
     def _path(self, index: int) -> str:
         return str(self.root / str(self.metadata.iloc[index]["path"]))
 
-    def _read(self, index: int) -> np.ndarray:
-        return read_scene(self.root / str(self.metadata.iloc[index]["path"]), self.sensor,
-                          self.bands)
+    def _read(self, index: int) -> dict[str, Any]:
+        row = self.metadata.iloc[index]
+        image, info = read_scene_info(self.root / str(row["path"]), self.sensor, self.bands,
+                                      metadata=row.to_dict())
+        self.input_notes.update(info.notes)
+        found: dict[str, Any] = {"image": image, "input_notes": "; ".join(info.notes)}
+        if info.level is not None:
+            found["level"] = info.level
+        return found

@@ -244,7 +244,9 @@ class SceneIndex:
 
         Returns:
             A GeoDataFrame (footprints, EPSG:4326) ranked best first: rank, id, sensor,
-            lon, lat, date, score, labels, caption, path (and distance_km with ``near``).
+            lon, lat, date, score, labels, caption, path, input_notes (what the input
+            check converted or assumed when the scene was indexed: S1 units, band order;
+            "" when nothing) and distance_km with ``near``.
             Fewer than k rows only when fewer than k scenes pass the filters;
             ``attrs["matching"]`` says how many passed.
         """
@@ -282,9 +284,11 @@ class SceneIndex:
         if place is not None:
             table["distance_km"] = haversine_km(table["lon"].to_numpy(),
                                                 table["lat"].to_numpy(), place)
+        if "input_notes" not in table.columns:  # an index built before input notes
+            table["input_notes"] = ""
         columns = ["rank", "id", "sensor", "lon", "lat", "date", "score",
                    *(["distance_km"] if place is not None else []), "labels", "caption",
-                   "path", "row", "geometry"]
+                   "path", "row", "input_notes", "geometry"]
         results = gpd.GeoDataFrame(table[columns].reset_index(drop=True), geometry="geometry",
                                    crs=self.metadata.crs)
         results.attrs["matching"] = len(self) if mask is None else int(mask.sum())

@@ -81,6 +81,9 @@ def main(argv: list[str] | None = None) -> gpd.GeoDataFrame:
     console.print(results_table(args.query, results))
     console.print(f"{len(results)} of {results.attrs['matching']} matching scenes shown "
                   f"({len(index)} in the index)")
+    for _, hit in results.iterrows():
+        if hit.get("input_notes"):
+            console.print(f"  [yellow]note[/] {hit['rank']}. {hit['id']}: {hit['input_notes']}")
     if args.gallery is not None:
         index.gallery(args.query, results, args.gallery)
         filters = {k: getattr(args, k) for k in ("sensor", "bbox", "date", "near", "k")}

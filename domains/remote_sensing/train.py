@@ -73,11 +73,14 @@ def train_variant(variant: Variant, config: dict[str, Any], root: Path,
         The variant's folder (weights + config) and the trained model (``None`` when the
         variant was already trained by an earlier, resumed, invocation).
     """
+    datamodule = datamodule_for(variant, config, root, out)
+    level = datamodule.dataset("s2", "train").level if "s2" in variant.sensors else None
     return train_model(
-        variant, out, datamodule_for(variant, config, root, out), trainer=config["trainer"],
+        variant, out, datamodule, trainer=config["trainer"],
         seed=config["seed"], loss=config["loss"], optimizer=config["optimizer"],
         input_map=input_map(variant.config.towers, variant.sensors),
-        saved={"sensors": variant.sensors, "s2_bands": variant.s2_bands, "run": config},
+        saved={"sensors": variant.sensors, "s2_bands": variant.s2_bands, "s2_level": level,
+               "run": config},
         title=f"{variant.config.name} on {'+'.join(variant.sensors)}")
 
 

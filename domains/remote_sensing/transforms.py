@@ -19,18 +19,53 @@ from core.transforms import NormalizeChannels, RandomTransform
 from domains.remote_sensing import cards
 
 
-def normaliser(sensor: str, bands: Sequence[str]) -> NormalizeChannels:
-    """The standardisation of a sensor's bands: S2 / 10000 then per-band mean/std, S1 dB.
+class SensorNormalizer:
+    """Standardise ``sample["image"]`` with its sensor's (and S2 processing level's) statistics.
+
+    Sentinel-2 scenes arrive as reflectance, Sentinel-1 as dB (the readers' contract, see
+    :mod:`~domains.remote_sensing.inputs`). An S2 sample carrying ``"level"`` (what its
+    reader found: "L1C" or "L2A") is standardised with that level's statistics, so a
+    scene of either level lands in the same standardised range; a sample without one uses
+    ``level``. NaN (nodata) becomes 0, the band mean.
 
     Args:
         sensor: ``"s2"`` or ``"s1"``.
         bands: The bands, in the model's order.
+        level: The S2 level for samples that do not say (default: the card's).
+
+    Attributes:
+        level: The default S2 level (``None`` for S1).
+    """
+
+    def __init__(self, sensor: str, bands: Sequence[str], level: str | None = None) -> None:
+        self.sensor, self.bands = sensor, list(bands)
+        self.level = (level or cards.card("sentinel2")["default_level"]) if sensor == "s2" \
+            else None
+        levels = list(cards.card("sentinel2")["levels"]) if sensor == "s2" else [None]
+        self.per_level = {lvl: NormalizeChannels(*cards.normalisation(sensor, self.bands, lvl))
+                          for lvl in levels}
+
+    def __call__(self, sample: dict[str, Any]) -> dict[str, Any]:
+        """Return the sample with its image standardised."""
+        level = sample.get("level") or self.level
+        if level not in self.per_level:
+            raise ValueError(f"{sample.get('path', 'sample')}: unknown Sentinel-2 level "
+                             f"{level!r}; known: {', '.join(map(str, self.per_level))}")
+        return self.per_level[level](sample)
+
+
+def normaliser(sensor: str, bands: Sequence[str], level: str | None = None) -> SensorNormalizer:
+    """The standardisation of a sensor's bands: S2 reflectance per level, S1 dB.
+
+    Args:
+        sensor: ``"s2"`` or ``"s1"``.
+        bands: The bands, in the model's order.
+        level: The S2 level of samples that carry none (default: the card's ``default_level``).
 
     Returns:
         A dictionary transform of ``sample["image"]``.
     """
-    mean, std = cards.normalisation(sensor, list(bands))
-    return NormalizeChannels(mean, std, scale=10000.0 if sensor == "s2" else 1.0)
+    return SensorNormalizer(sensor, bands, level)
 
 
 def sensor_bands(extra: dict[str, Any]) -> dict[str, list[str]]:
