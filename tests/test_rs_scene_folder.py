@@ -25,6 +25,8 @@ def test_bad_files_are_skipped_and_counted_with_the_problem_named() -> None:
     assert "pixels are valid" in problems["non_finite.tif"]
     assert "unreadable" in problems["truncated.tif"]
     assert "unreadable" in problems["not_a_tiff.tif"]
+    assert "descriptions [SR_B1, SR_B2" in problems["landsat.tif"]
+    assert "negative Sentinel-2 digital numbers" in problems["negative.tif"]
     assert all(str(BAD) in path for path, _ in dataset.bad_samples)
     sample = dataset[0]
     assert sample["image"].shape == (13, 16, 16) and sample["image"].dtype == torch.float32
@@ -50,7 +52,7 @@ def test_band_subset_by_description_and_normalisation() -> None:
     expected = (torch.from_numpy(rgb) - torch.from_numpy(mean)[:, None, None]) / \
         torch.from_numpy(std)[:, None, None]
     torch.testing.assert_close(image, expected)
-    assert len(module.bad_samples()) == 6
+    assert len(module.bad_samples()) == 8
 
 
 def test_missing_folder_is_a_clear_error(tmp_path: Path) -> None:

@@ -1,6 +1,9 @@
 #!/usr/bin/env python3
 """Generate the bad-input corpus: a scene folder with one good and several broken GeoTIFFs.
 
+Besides broken files: ``landsat.tif`` (13 bands, but described as Landsat Collection 2
+bands: another sensor) and ``negative.tif`` (negative values: not Sentinel-2 DN).
+
 Run from anywhere: ``python tests/data/bad_geotiffs/data.py``. Files are written next
 to this script (committed; a few KB each).
 """
@@ -25,6 +28,7 @@ def write(
     profile = {"driver": "GTiff", "dtype": data.dtype.name, "count": data.shape[0],
                "height": SIZE, "width": SIZE, "crs": "EPSG:32633",
                "transform": from_origin(500000, 5000000, 10, 10), "nodata": nodata}
+    (HERE / name).unlink(missing_ok=True)  # rasterio cannot overwrite a truncated file
     with rasterio.open(HERE / name, "w", **profile) as dst:
         dst.write(data)
         if descriptions:
@@ -46,13 +50,20 @@ def main() -> None:
     (HERE / "truncated.tif").write_bytes(data[: len(data) // 3])
     (HERE / "not_a_tiff.tif").write_text("this is not a GeoTIFF\n")
     write("missing_caption.tif", good, S2_BANDS, 0)
+    landsat = rng.integers(7000, 20000, size=(13, SIZE, SIZE)).astype(np.uint16)
+    write("landsat.tif", landsat, [f"SR_B{i}" for i in range(1, 8)]
+          + ["ST_B10", "ST_ATRAN", "ST_CDIST", "ST_DRAD", "ST_EMIS", "QA_PIXEL"], 0)
+    negative = good.astype(np.int16) - 1500  # already offset-corrected: not DN
+    write("negative.tif", negative, S2_BANDS, None)
     rows = [("good.tif", "trees. crops", "trees; crops"),
             ("wrong_bands.tif", "water", "water"),
             ("all_nodata.tif", "water", "water"),
             ("non_finite.tif", "crops", "crops"),
             ("truncated.tif", "built area", "built area"),
             ("not_a_tiff.tif", "bare ground", "bare ground"),
-            ("missing_caption.tif", "", "trees")]
+            ("missing_caption.tif", "", "trees"),
+            ("landsat.tif", "crops", "crops"),
+            ("negative.tif", "crops", "crops")]
     lines = ["path,caption,labels,sensor,lon,lat"]
     lines += [f"{p},{c},{labels},s2,15.0,45.0" for p, c, labels in rows]
     (HERE / "metadata.csv").write_text("\n".join(lines) + "\n")
