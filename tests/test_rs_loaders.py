@@ -6,23 +6,30 @@ in each archive's real on-disk layout; every fixture holds broken samples on pur
 
 from __future__ import annotations
 
+import importlib.util
+import shutil
+import sys
+from datetime import datetime
 from pathlib import Path
+from types import ModuleType
 
 import h5py
 import matplotlib
 import numpy as np
+import pandas as pd
 import pytest
 import torch
+from torchgeo.datamodules.utils import group_shuffle_split
 from torchgeo.datasets import BigEarthNet
 
 from core.registry import get_model_config
 from domains.remote_sensing import cards
 from domains.remote_sensing.archives import open_dataset
 from domains.remote_sensing.bigearthnet import BigEarthNetV2
-from domains.remote_sensing.crisislandmark import CrisisLandMark
+from domains.remote_sensing.crisislandmark import CrisisLandMark, crs_of, timestamp_of
 from domains.remote_sensing.datamodule import CLOSPDataModule
 from domains.remote_sensing.scene_io import SceneError
-from domains.remote_sensing.sen12ms import SEN12MS
+from domains.remote_sensing.sen12ms import SEN12MS, carve_validation, scene_of
 from domains.remote_sensing.transforms import sensor_bands
 
 matplotlib.use("Agg")
@@ -33,6 +40,9 @@ L1C = cards.s2_bands("L1C")
 B10 = L1C.index("B10")
 #: Band k of B01..B12 holds ~100 * (k + 1) (+ 0..19 noise) in the GeoTIFF fixtures.
 LEVELS = np.array([100.0 * (k + 1) + 9.5 for k in range(13)])
+#: The same as reflectance: every reader returns Sentinel-2 as (DN + offset) / 10000, and
+#: the fixtures' products predate processing baseline 04.00 (offset 0).
+RHO = LEVELS / 10000
 CENTRE_33N = (15.0, 45.15348)  # UTM 33N (500000, 5000000)
 
 
@@ -45,52 +55,164 @@ def _by_id(dataset: object) -> dict[str, dict]:
     return {sample["id"]: sample for sample in (dataset[i] for i in range(len(dataset)))}
 
 
+def _fixture_module() -> ModuleType:
+    """``tests/data/crisislandmark/data.py`` (to write variants of the fixture)."""
+    spec = importlib.util.spec_from_file_location("clm_data", CLM / "data.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclass looks itself up there
+    spec.loader.exec_module(module)
+    return module
+
+
 # -- CrisisLandMark ----------------------------------------------------------------------------
 
+L2A_KEY = "benv2s2_S2A_MSIL2A_20170613T101031_N9999_R022_T33UUP_26_57"
+S1_KEY = "benv2s1_S1A_IW_GRDH_1SDV_20170613T165043_33UUP_61_39"
 
-def test_crisislandmark_s2_band_order_labels_coords() -> None:
+
+def test_crisislandmark_master_file_links_into_the_card_shards() -> None:
+    card = cards.card("crisislandmark")
+    with h5py.File(CLM / "crisislandmark.h5", "r") as archive:
+        targets = {archive.get(key, getlink=True).filename for key in archive}
+        assert all(isinstance(archive.get(k, getlink=True), h5py.ExternalLink) for k in archive)
+        assert archive[L2A_KEY].attrs["crs"].dtype == np.float32
+    assert targets == set(card["shards"]) and len(card["shards"]) == 12
+
+
+def test_crisislandmark_s2_reflectance_bands_labels_coords() -> None:
     dataset = CrisisLandMark(CLM, sensor="s2", split=None, preload=True)
     samples = _by_id(dataset)
-    assert len(samples) == 2
-    l2a_key = "benv2s2_S2A_MSIL2A_20170613T101031_N9999_R022_T33UUP_26_57"
-    l2a, l1c = samples[l2a_key], samples["sen2flood_Bolivia_103757"]
-    for sample in (l2a, l1c):
+    assert len(samples) == 6
+    l2a = samples[L2A_KEY]
+    for sample in samples.values():
         assert sample["image"].shape == (13, 16, 16) and sample["image"].dtype == torch.float32
         assert sample["sensor"] == "s2" and sample["label"].shape == (12,)
-    # 12 stored L2A bands land on B01..B09, B8A, B11, B12; B10 is absent (NaN).
-    raw = _raw(l2a_key)
-    assert torch.isnan(l2a["image"][B10]).all()
+        assert torch.isnan(sample["image"][B10]).all()  # 12 stored L2A bands: no B10
+        assert sample["level"] == "L2A"  # from the band count: picks the statistics
+    # The 12 stored bands land on B01..B09, B8A, B11, B12 as reflectance (DN / 10000 before
+    # processing baseline 04.00); the stored NaN pixel stays NaN.
     others = [i for i in range(13) if i != B10]
-    torch.testing.assert_close(l2a["image"][others], torch.from_numpy(raw), equal_nan=True)
-    torch.testing.assert_close(l1c["image"], torch.from_numpy(_raw("sen2flood_Bolivia_103757")))
+    torch.testing.assert_close(l2a["image"][others], torch.from_numpy(_raw(L2A_KEY) / 10000),
+                               equal_nan=True)
+    assert torch.isnan(l2a["image"][:, 0, 0]).all()
+    # A 2022-08-01 product (baseline 04.00) stores DN = 10000 rho + 1000: the offset is removed.
+    post = samples["cabuar_california_0107"]
+    torch.testing.assert_close(post["image"][others],
+                               torch.from_numpy((_raw("cabuar_california_0107") - 1000) / 10000))
+    np.testing.assert_allclose(post["image"][others].mean(dim=(1, 2)).numpy(),
+                               RHO[others], atol=0.002)
+    # Captions come from the harmonised labels attribute (metadata holds CORINE names).
     assert l2a["caption"] == "trees. crops. water"
-    assert l2a["label"].tolist() == dataset.label_vector(["trees", "crops", "water"]).tolist()
-    assert l1c["caption"] == "crops. water. flooded area"
-    assert l1c["label"][cards.label_vocabulary().index("flooded area")] == 1
+    assert samples["benv2s2_S2B_MSIL2A_20170615T102019_N9999_R122_T33UUP_45_23"]["caption"] \
+        == "grass. built area"
+    assert post["caption"] == "shrub and scrub. burned area"
+    assert samples["sen2flood_Bolivia_103757"]["label"][
+        cards.label_vocabulary().index("flooded area")] == 1
     assert l2a["coords"].tolist() == pytest.approx(CENTRE_33N, abs=1e-4)
-    assert l1c["coords"].tolist() == pytest.approx((9.0, 47.85334), abs=1e-4)
-    assert l2a["date"] == "2017-06-13T10:10:31"
-    assert l2a["path"].endswith(f"crisislandmark.h5:{l2a_key}")
+    assert samples["sen2flood_Bolivia_103757"]["coords"].tolist() == pytest.approx(
+        (-63.0, -14.47265), abs=1e-4)
+    # float32 unix seconds hold the time to about two minutes; no timestamp: no date.
+    when = datetime.fromisoformat(l2a["date"])
+    assert abs((when - datetime(2017, 6, 13, 10, 10, 31)).total_seconds()) <= 128
+    assert samples["sen2flood_Bolivia_103757"]["date"] == ""
+    assert l2a["path"].endswith(f"crisislandmark.h5:{L2A_KEY}")
 
 
-def test_crisislandmark_s1_channel_order_and_splits() -> None:
+def test_crisislandmark_quakeset_two_channels_load_vv_first_and_splits() -> None:
     dataset = CrisisLandMark(CLM, sensor="s1", split="train", preload=True)
     samples = _by_id(dataset)
-    benv2 = "benv2s1_S1A_IW_GRDH_1SDV_20170613T165043_33UUP_61_39"
-    assert set(samples) == {benv2, "quakeset_turkey_0007"}
-    raw = _raw(benv2)  # stored VH, VV
-    torch.testing.assert_close(samples[benv2]["image"], torch.from_numpy(raw[[1, 0]]))
-    quake = _raw("quakeset_turkey_0007")  # pre VV, pre VH, post VV, post VH
-    torch.testing.assert_close(samples["quakeset_turkey_0007"]["image"],
-                               torch.from_numpy(quake[2:]))
-    assert samples["quakeset_turkey_0007"]["caption"] == "built area. earthquake damage"
-    assert samples["quakeset_turkey_0007"]["coords"].tolist() == pytest.approx(
-        (39.0, -17.18481), abs=1e-4)
+    assert set(samples) == {S1_KEY, "benv2s1_S1B_IW_GRDH_1SDV_20170615T170156_33UUP_77_12",
+                            "quakeset_turkey_0007"}
+    quake = samples["quakeset_turkey_0007"]
+    assert quake["image"].shape == (2, 16, 16)
+    torch.testing.assert_close(quake["image"], torch.from_numpy(_raw("quakeset_turkey_0007")))
+    vv, vh = quake["image"].mean(dim=(1, 2)).tolist()
+    assert vv == pytest.approx(-6.0, abs=0.3) and vh == pytest.approx(-13.0, abs=0.3)
+    assert quake["caption"] == "built area. earthquake damage"
+    assert quake["coords"].tolist() == pytest.approx((39.0, 37.94759), abs=1e-4)
+    torch.testing.assert_close(samples[S1_KEY]["image"], torch.from_numpy(_raw(S1_KEY)))
+    assert dataset.s1_fixes == {}  # the fixture follows the card: dB, VV first
     assert dataset.unknown_labels == {"Martian canals": 1}
-    assert len(CrisisLandMark(CLM, sensor="s2", split="test", preload=True)) == 1
-    rgb = CrisisLandMark(CLM, sensor="s2", split="test", bands=["B04", "B03", "B02"])[0]
-    torch.testing.assert_close(rgb["image"],
-                               torch.from_numpy(_raw("sen2flood_Bolivia_103757")[[3, 2, 1]]))
+    assert len(CrisisLandMark(CLM, sensor="s1", split="test")) == 3
+    assert len(CrisisLandMark(CLM, sensor="s2", split="test", preload=True)) == 3
+    rgb = CrisisLandMark(CLM, sensor="s2", split="test", bands=["B04", "B03", "B02"])
+    sample = _by_id(rgb)["sen2flood_Bolivia_103757"]
+    torch.testing.assert_close(sample["image"],
+                               torch.from_numpy(_raw("sen2flood_Bolivia_103757")[[3, 2, 1]]
+                                                / 10000))
+
+
+def test_crisislandmark_s1_order_and_units_are_verified_from_the_data(tmp_path: Path) -> None:
+    data = _fixture_module()
+    samples = data.samples(np.random.default_rng(0))
+    quake = samples["quakeset_turkey_0007"].image.copy()
+    samples["quakeset_turkey_0007"].image = quake[::-1].copy()  # stored VH, VV
+    stored_db = samples[S1_KEY].image.copy()
+    samples[S1_KEY].image = (10 ** (stored_db / 10)).astype(np.float32)  # linear power
+    data.write_archive(tmp_path, samples)
+    dataset = CrisisLandMark(tmp_path, sensor="s1", split="train", preload=True)
+    found = _by_id(dataset)
+    torch.testing.assert_close(found["quakeset_turkey_0007"]["image"], torch.from_numpy(quake))
+    torch.testing.assert_close(found[S1_KEY]["image"], torch.from_numpy(stored_db),
+                               rtol=0, atol=1e-4)
+    assert dataset.s1_fixes == {("quakeset", "swapped"): 1, ("benv2s1", "linear power"): 1}
+
+
+def test_crisislandmark_missing_shard_is_reported_up_front(tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    archive = tmp_path / "clm"
+    shutil.copytree(CLM, archive)
+    (archive / "quakeset.h5").unlink()
+    (archive / "cabuar.h5").unlink()
+    opened = []
+    monkeypatch.setattr(h5py, "File", lambda *a, **k: opened.append(a) or pytest.fail("read"))
+    with pytest.raises(FileNotFoundError, match=r"not found: cabuar.h5, quakeset.h5 \(the master"):
+        CrisisLandMark(archive, sensor="s2", split=None)
+    assert opened == []
+
+
+def test_crisislandmark_lazy_construction_reads_no_sample(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(h5py, "File", lambda *a, **k: pytest.fail("a sample was read"))
+    dataset = CrisisLandMark(CLM, sensor="s1", split=None)
+    assert len(dataset) == 7 and dataset.bad_samples == []
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    (np.array([32633.0], dtype=np.float32), "EPSG:32633"), (32633, "EPSG:32633"),
+    (np.float32(32737), "EPSG:32737"), (b"EPSG:32633", "EPSG:32633"), ("32633.0", "EPSG:32633"),
+    ([4326], "EPSG:4326"), ("EPSG:3857", "EPSG:3857")])
+def test_crisislandmark_crs_as_number_array_bytes_or_string(value: object, expected: str) -> None:
+    assert crs_of(value) == expected
+
+
+@pytest.mark.parametrize("value", [np.array([1.5]), np.array([32633.0, 32632.0]), "", -1, np.nan])
+def test_crisislandmark_bad_crs_is_refused(value: object) -> None:
+    with pytest.raises(ValueError):
+        crs_of(value)
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    (np.array([1497348631.0], dtype=np.float64), "2017-06-13T10:10:31"),
+    (1497348631, "2017-06-13T10:10:31"), (1497348631000, "2017-06-13T10:10:31"),
+    (b"2017-06-13T10:10:31", "2017-06-13T10:10:31"), ("2017-06-13T12:10:31+02:00",
+                                                       "2017-06-13T10:10:31"),
+    ("1497348631", "2017-06-13T10:10:31"), (20170613, "2017-06-13"),
+    (np.array([20170613.0], dtype=np.float64), "2017-06-13"),
+    (np.array([np.nan], dtype=np.float32), ""), (None, ""), ("", ""), (0.0, "")])
+def test_crisislandmark_timestamp_as_number_array_bytes_or_string(value: object,
+                                                                  expected: str) -> None:
+    assert timestamp_of(value) == expected
+
+
+def test_crisislandmark_bad_timestamp_makes_the_sample_bad(tmp_path: Path) -> None:
+    data = _fixture_module()
+    samples = data.samples(np.random.default_rng(0))
+    samples[S1_KEY].extra = {"timestamp": "yesterday-ish"}
+    data.write_archive(tmp_path, samples)
+    dataset = CrisisLandMark(tmp_path, sensor="s1", split="train", preload=True)
+    assert S1_KEY not in _by_id(dataset)
+    (path, problem), = [b for b in dataset.bad_samples if S1_KEY in b[0]]
+    assert "timestamp" in problem or "yesterday" in problem
 
 
 def test_crisislandmark_bad_samples_skipped_counted_or_raised() -> None:
@@ -105,17 +227,18 @@ def test_crisislandmark_bad_samples_skipped_counted_or_raised() -> None:
         CrisisLandMark(CLM, sensor="s2", split=None, preload=True, strict=True)
     # Read lazily, the bad sample is counted when met and replaced by the next good one.
     lazy = CrisisLandMark(CLM, sensor="s2", split=None)
-    assert len(lazy) == 3 and lazy.bad_samples == []
+    assert len(lazy) == 7 and lazy.bad_samples == []
     ids = [lazy[i]["id"] for i in range(len(lazy))]
-    assert "cabuar_california_0042" not in ids and len(ids) == 3
+    assert "cabuar_california_0042" not in ids and len(ids) == 7
     assert len(lazy.bad_samples) == 1 and "wrong band count" in lazy.bad_samples[0][1]
     strict = CrisisLandMark(CLM, sensor="s2", split=None, strict=True)
     with pytest.raises(SceneError, match="cabuar_california_0042"):
         [strict[i] for i in range(len(strict))]
 
 
-def test_crisislandmark_missing_archive_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="metadata.parquet"):
+def test_crisislandmark_missing_archive_names_every_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match=r"crisislandmark.h5, metadata.parquet, "
+                                                r"benv2s2_part1.h5"):
         CrisisLandMark(tmp_path)
 
 
@@ -124,14 +247,15 @@ def test_crisislandmark_missing_archive_is_a_clear_error(tmp_path: Path) -> None
 
 def test_bigearthnet_s2_bands_resampled_in_card_order() -> None:
     dataset = BigEarthNetV2(BEN, sensor="s2", split="train", preload=True)
-    assert len(dataset) == 2 and dataset.missing_bands == ["B10"]
+    assert len(dataset) == 3 and dataset.missing_bands == ["B10"]
     sample = _by_id(dataset)["S2A_MSIL2A_20170613T101031_N9999_R022_T33UUP_26_57"]
     image = sample["image"]
     assert image.shape == (13, 24, 24) and image.dtype == torch.float32  # 20/60 m upsampled
+    assert sample["level"] == "L2A"
     assert torch.isnan(image[B10]).all() and not torch.isnan(image[[0, 4, 12]]).any()
     means = image.nanmean(dim=(1, 2)).numpy()
     others = [i for i in range(13) if i != B10]
-    np.testing.assert_allclose(means[others], LEVELS[others], atol=3)
+    np.testing.assert_allclose(means[others], RHO[others], atol=3e-4)
     # Labels map to Dynamic World; the reference map orders them by area.
     assert sample["caption"] == "trees. crops. water"
     fractions = dict(zip(cards.land_cover_classes(), sample["fractions"].tolist(), strict=True))
@@ -153,9 +277,10 @@ def test_bigearthnet_s1_pairs_and_splits() -> None:
     np.testing.assert_allclose(sample["image"].mean(dim=(1, 2)).numpy(), [-10.0, -17.0], atol=0.3)
     assert sample["caption"] == "water. bare ground"
     assert len(BigEarthNetV2(BEN, sensor="s2", split="val", exclude_snow_cloud=True)) == 0
+    assert bool(s1.metadata["snow_cloud"].iloc[0])  # listed in the snow/cloud table
     order = BigEarthNetV2(BEN, sensor="s2", split="train", bands=["B08", "B04", "B03"])[0]
-    np.testing.assert_allclose(order["image"].mean(dim=(1, 2)).numpy(), LEVELS[[7, 3, 2]],
-                               atol=3)
+    np.testing.assert_allclose(order["image"].mean(dim=(1, 2)).numpy(), RHO[[7, 3, 2]],
+                               atol=3e-4)
 
 
 def test_bigearthnet_bad_patches_name_the_file() -> None:
@@ -164,12 +289,28 @@ def test_bigearthnet_bad_patches_name_the_file() -> None:
     (_, problem), = s2.bad_samples
     assert "S2A_MSIL2A_20170704T101031_N9999_R022_T33UUP_12_80_B05.tif: unreadable" in problem
     s1 = BigEarthNetV2(BEN, sensor="s1", split="train", preload=True)
-    assert len(s1) == 1
+    assert len(s1) == 2
     (path, problem), = s1.bad_samples
     assert path.endswith("S1A_IW_GRDH_1SDV_20170615T170156_33UUP_77_12")
     assert "missing band files" in problem and "_VH.tif" in problem
     with pytest.raises(SceneError, match="_VH.tif"):
         BigEarthNetV2(BEN, sensor="s1", split="train", preload=True, strict=True)
+
+
+def test_bigearthnet_snow_cloud_table_loads_or_drops_exactly_its_patches() -> None:
+    listed = set(pd.read_parquet(
+        BEN / "metadata_for_patches_with_snow_cloud_or_shadow.parquet")["patch_id"])
+    main = set(pd.read_parquet(BEN / "metadata.parquet")["patch_id"])
+    assert listed and not listed & main  # reBEN keeps them out of metadata.parquet
+    every = BigEarthNetV2(BEN, sensor="s2", split=None)
+    kept = BigEarthNetV2(BEN, sensor="s2", split=None, exclude_snow_cloud=True)
+    assert set(every.metadata["id"]) == main | listed
+    assert set(every.metadata["id"]) - set(kept.metadata["id"]) == listed
+    cloudy = _by_id(BigEarthNetV2(BEN, sensor="s2", split="train"))[
+        "S2B_MSIL2A_20170717T101029_N9999_R022_T33UUP_55_61"]
+    assert cloudy["caption"] == "trees" and cloudy["image"].shape == (13, 24, 24)
+    s1 = BigEarthNetV2(BEN, sensor="s1", split=None, exclude_snow_cloud=True)
+    assert set(s1.metadata["pair_id"]) == main
 
 
 def test_every_bigearthnet_19_class_maps_to_the_vocabulary() -> None:
@@ -184,25 +325,29 @@ def test_sen12ms_bands_labels_from_igbp_and_coords() -> None:
     dataset = SEN12MS(SMS, sensor="s2", split=None, preload=True)
     samples = _by_id(dataset)
     assert set(samples) == {"ROIs1158_spring_s2_1_p1", "ROIs1868_summer_s2_146_p202",
-                            "ROIs1868_summer_s2_146_p203"}
+                            "ROIs1868_summer_s2_146_p204", "ROIs1970_fall_s2_7_p10",
+                            "ROIs2017_winter_s2_30_p5", "ROIs1158_spring_s2_2_p3",
+                            "ROIs1868_summer_s2_147_p203"}
     sample = samples["ROIs1158_spring_s2_1_p1"]
     assert sample["image"].shape == (13, 16, 16) and sample["image"].dtype == torch.float32
-    np.testing.assert_allclose(sample["image"].mean(dim=(1, 2)).numpy(), LEVELS, atol=3)
+    np.testing.assert_allclose(sample["image"].mean(dim=(1, 2)).numpy(), RHO, atol=3e-4)
+    assert sample["level"] == "L1C"
     assert sample["caption"] == "crops. water"  # IGBP 12 (croplands) 60 %, 17 (water) 40 %
     assert samples["ROIs1868_summer_s2_146_p202"]["caption"] == "built area. grass"
     # Water covers 2 % of p203: below the 5 % a class needs to be named.
-    assert samples["ROIs1868_summer_s2_146_p203"]["caption"] == "bare ground. shrub and scrub"
+    assert samples["ROIs1868_summer_s2_147_p203"]["caption"] == "bare ground. shrub and scrub"
     assert sample["coords"].tolist() == pytest.approx((39.0, -17.18481), abs=1e-4)
     s1 = SEN12MS(SMS, sensor="s1", split="test", preload=True)
-    assert s1.metadata["pair_id"].tolist() == ["ROIs1868_summer_146_p203"]
+    assert s1.metadata["pair_id"].tolist() == ["ROIs1868_summer_147_p203"]
     assert s1[0]["image"].shape == (2, 16, 16)
 
 
 def test_sen12ms_bad_patches_skipped_counted_or_raised() -> None:
     s2 = SEN12MS(SMS, sensor="s2", split="train", preload=True)
-    assert len(s2) == 2
+    assert len(s2) == 5
     (path, problem), = s2.bad_samples
-    assert path.endswith("ROIs1158_spring_s2_1_p2.tif") and "wrong band count 5" in problem
+    assert path.endswith("ROIs1158_spring_s2_1_p2.tif")
+    assert "5 bands with no band descriptions" in problem
     s1 = SEN12MS(SMS, sensor="s1", split="train", preload=True)
     (path, problem), = s1.bad_samples
     assert path.endswith("ROIs1868_summer_s1_146_p202.tif") and "nodata or non-finite" in problem
@@ -210,6 +355,36 @@ def test_sen12ms_bad_patches_skipped_counted_or_raised() -> None:
         SEN12MS(SMS, sensor="s1", split="train", preload=True, strict=True)
     with pytest.raises(FileNotFoundError, match="train_list.txt"):
         SEN12MS(SMS / "ROIs1158_spring")
+
+
+def test_sen12ms_splits_share_no_season_scene() -> None:
+    scenes = {split: {scene_of(Path(p).name.replace("_s1_", "_s2_"))
+                      for p in SEN12MS(SMS, sensor="s1", split=split).metadata["path"]}
+              for split in ("train", "val", "test")}
+    assert scenes["val"] == {("fall", 7)}  # 1 of the 5 training scenes (20 %), seed 0
+    assert scenes["train"] == {("spring", 1), ("spring", 2), ("summer", 146), ("winter", 30)}
+    assert scenes["test"] == {("summer", 147)}
+    for a, b in (("train", "val"), ("train", "test"), ("val", "test")):
+        assert not scenes[a] & scenes[b], (a, b)
+    # The carve is TorchGeo's SEN12MSDataModule split: group_shuffle_split by scene.
+    names = (SMS / "train_list.txt").read_text().split()
+    train, val = carve_validation(names, 0.2)
+    keep, held = group_shuffle_split([f"{s}_{n}" for s, n in map(scene_of, names)],
+                                     test_size=0.2, random_state=0)
+    assert train == [names[i] for i in keep] and val == [names[i] for i in held]
+    assert sorted(train + val) == sorted(names)
+
+
+def test_sen12ms_shared_train_test_scene_is_named(tmp_path: Path,
+                                                  caplog: pytest.LogCaptureFixture) -> None:
+    shutil.copytree(SMS, tmp_path / "sms")
+    (tmp_path / "sms" / "test_list.txt").write_text("ROIs1158_spring_s2_1_p1.tif\n")
+    with caplog.at_level("WARNING"):
+        SEN12MS(tmp_path / "sms", sensor="s2", split="test")
+        SEN12MS(tmp_path / "sms", sensor="s2", split="train")
+    assert "share scenes [('spring', 1)]" in caplog.text
+    assert carve_validation(["ROIs1158_spring_s2_1_p1.tif"], 0.2) == (
+        ["ROIs1158_spring_s2_1_p1.tif"], [])  # one scene: nothing to hold out
 
 
 # -- shared behaviour --------------------------------------------------------------------------

@@ -24,7 +24,9 @@ be loaded (``exclude_snow_cloud=False``, the default) or dropped
 of ``metadata.parquet`` flagged ``contains_seasonal_snow`` / ``contains_cloud_or_shadow``).
 Each row keeps ``snow_cloud`` (bool) in ``metadata``.
 
-Bands are read by name and stacked on the 10 m grid (20 m and 60 m bands upsampled
+Bands are read by name (S1 files name their polarisation, which is verified from the data;
+S2 is the card's level, L2A, turned into reflectance with the offset of the date in the
+patch name) and stacked on the 10 m grid (20 m and 60 m bands upsampled
 bilinearly, as TorchGeo does). B10 does not exist in L2A: asked for (the default 13-band
 order), it comes back as NaN, i.e. 0 after the datamodule's normalisation (the band's
 mean: no information), as CLOSP zero-fills it. Labels map to Dynamic World through
@@ -91,6 +93,7 @@ class BigEarthNetV2(SceneDataset):
         super().__init__(sensor, bands, transforms, strict)
         self.root = Path(root)
         self.card = cards.card("bigearthnet")
+        self.level = str(self.card["level"])  # every S2 patch: picks the statistics
         self.folder = self.root / self.card["folders"][sensor]
         table = self.root / self.card["metadata_file"]
         for path in (table, self.folder):
@@ -163,7 +166,9 @@ class BigEarthNetV2(SceneDataset):
         missing = [f.name for f in files if f is not None and not f.is_file()]
         if missing:
             raise SceneError(f"{folder}: missing band files {missing}")
-        image, lon_lat = read_band_files(folder, files, self.sensor)  # (C, H, W)
+        level = {"level": self.level} if self.sensor == "s2" else {}
+        image, lon_lat = read_band_files(folder, files, self.sensor, bands=self.bands,
+                                         date=row["date"] or None, **level)  # (C, H, W)
         fractions = self._reference_fractions(str(row["pair_id"]))
         return {"image": image, "coords": lon_lat, "fractions": fractions,
                 "labels": cards.order_by_area(list(row["labels"]), fractions),

@@ -21,7 +21,8 @@ What this adds on top of h5py and the CLOSP reference loader (which trusts every
 - ``crs`` and ``timestamp`` are accepted as numbers, one-element arrays, bytes or strings
   (:func:`crs_of`, :func:`timestamp_of`);
 - Sentinel-2 comes back as reflectance ρ = (DN + offset) / 10000 with the offset of the
-  acquisition date (processing baseline 04.00 products, from 2022-01-25, carry +1000),
+  acquisition date (processing baseline 04.00 products, from 2022-01-25, carry +1000) and
+  its level from the band count (12: L2A, 13: L1C; it picks the normalisation statistics),
   checked by :func:`~domains.remote_sensing.inputs.check_s2`; a 12-band sample lacks B10,
   which comes back as NaN (0, the band mean, after normalisation — as CLOSP zero-fills it);
 - Sentinel-1 units and channel order are verified from the data of every sample
@@ -306,10 +307,21 @@ class CrisisLandMark(SceneDataset):
             raise SceneError(f"{name}: {error}") from error
         if image.ndim != 3:
             raise SceneError(f"{name}: image has shape {image.shape}, expected (C, H, W)")
+        level = self._level(name, image.shape[0]) if self.sensor == "s2" else None
         image = self._bands_of(name, row["source"], image, date)
         lon_lat = self._centre(name, crs, coords)
         labels = _attr_labels(attrs.get("labels"))
-        return {"image": image, "coords": lon_lat, "date": date, "labels": labels or None}
+        return {"image": image, "coords": lon_lat, "date": date, "labels": labels or None,
+                "level": level}
+
+    @staticmethod
+    def _level(name: str, count: int) -> str:
+        """The Sentinel-2 level of a sample from its band count (12: L2A, 13: L1C)."""
+        for level, bands in cards.card("sentinel2")["levels"].items():
+            if len(bands) == count:
+                return str(level)
+        raise SceneError(f"{name}: wrong band count {count} for s2 "
+                         "(expected 12 L2A bands, or 13 for L1C)")
 
     def _check_link(self, archive: Any, name: str, key: str) -> None:
         """A clear error when the key is absent or its shard is missing."""

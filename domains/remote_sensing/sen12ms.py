@@ -14,6 +14,10 @@ and its test-data script rely on, and the authors' github.com/schmitt-muc/SEN12M
         one S2 patch file name per line (the authors' ``splits/``; there is no official
         validation list)
 
+The files carry no band descriptions: the band order is the card's (S2 the 13 L1C bands,
+S1 VV, VH — still verified from the data), so the readers' "band order assumed" warning
+is not raised here. S2 becomes reflectance (L1C; the 2016-2017 products carry no offset).
+
 Labels: the IGBP band of the lc file gives each scene's area fraction per Dynamic World
 class (``igbp`` map of the card); the classes covering at least the captions card's
 ``min_label_fraction`` are the labels, largest first — the authors' multi-label
@@ -32,6 +36,7 @@ on both sides — with TorchGeo's own :func:`torchgeo.datamodules.utils.group_sh
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -42,8 +47,9 @@ import rasterio
 from torchgeo.datamodules.utils import group_shuffle_split
 
 from domains.remote_sensing import cards
+from domains.remote_sensing.inputs import AssumedBandOrderWarning
 from domains.remote_sensing.scene_dataset import READ_ERRORS, SceneDataset
-from domains.remote_sensing.scene_io import SceneError, read_scene, scene_lon_lat
+from domains.remote_sensing.scene_io import SceneError, read_scene_info, scene_lon_lat
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +126,7 @@ class SEN12MS(SceneDataset):
         super().__init__(sensor, bands, transforms, strict)
         self.root = Path(root)
         self.card = cards.card("sen12ms")
+        self.level = str(self.card["level"])  # every S2 patch: picks the statistics
         self.igbp = {int(code): label for code, label in self.card["igbp"].items()}
         names = self._names(split)
         self.metadata = self._rows(names)
@@ -189,5 +196,9 @@ class SEN12MS(SceneDataset):
 
     def _read(self, index: int) -> dict[str, Any]:
         path = self.metadata.iloc[index]["path"]
-        image = read_scene(path, self.sensor, self.bands)  # (C, H, W)
+        level = {"level": self.level} if self.sensor == "s2" else {}
+        image, info = read_scene_info(path, self.sensor, self.bands, **level)  # (C, H, W)
+        for warning in info.warnings:  # the card declares the band order: no assumption
+            if not isinstance(warning, AssumedBandOrderWarning):
+                warnings.warn(warning, stacklevel=2)
         return {"image": image, "coords": scene_lon_lat(path)}

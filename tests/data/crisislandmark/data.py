@@ -20,8 +20,8 @@ Written from the Hugging Face dataset card (huggingface.co/datasets/DarthReca/cr
   being the number of query labels a corpus sample carries (the graded relevance of the
   CLOSP paper).
 
-Samples are 16 x 16 px (the release: 120). Sentinel-2 holds digital numbers (band k of the
-12 ~ 100 * (k + 1) for the BigEarthNet samples). The cabuar sample of 2022-08-01 is a
+Samples are 16 x 16 px (the release: 120). Sentinel-2 holds digital numbers (band k of
+B01..B12 in L1C order ~ 100 * (k + 1); B10 is not stored). The cabuar sample of 2022-08-01 is a
 processing-baseline 04.00 product (DN = 10000 * reflectance + 1000). Sentinel-1 holds dB,
 VV brighter than VH; the QuakeSet sample has the 2 channels the card describes. Broken on
 purpose: ``cabuar_california_0042`` has 5 bands, ``mmflood_EMSR271_02`` is all NaN.
@@ -84,8 +84,12 @@ def unix_seconds(iso: str) -> float:
 
 
 def s2_dn(rng: np.random.Generator, offset: float = 0.0) -> np.ndarray:
-    """(12, H, W) L2A digital numbers: band k ~ 100 * (k + 1) + noise, plus ``offset``."""
-    levels = 100.0 * np.arange(1, 13)[:, None, None]
+    """(12, H, W) L2A digital numbers (B01..B09, B8A, B11, B12), plus ``offset``.
+
+    Band k of the 13 L1C bands B01..B12 (B10 included) holds ~100 * (k + 1) + noise, so
+    B11 ~ 1200 and B12 ~ 1300: tests can check where each stored band lands.
+    """
+    levels = 100.0 * np.array([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 13])[:, None, None]
     return (levels + rng.integers(0, 20, (12, SIZE, SIZE)) + offset).astype(np.float32)
 
 
