@@ -24,7 +24,7 @@ from torchgeo.datasets import BigEarthNet
 
 from core.registry import get_model_config
 from domains.remote_sensing import cards
-from domains.remote_sensing.archives import open_dataset
+from domains.remote_sensing.archives import detect_layout, open_dataset
 from domains.remote_sensing.bigearthnet import BigEarthNetV2
 from domains.remote_sensing.crisislandmark import CrisisLandMark, crs_of, timestamp_of
 from domains.remote_sensing.datamodule import CLOSPDataModule
@@ -421,6 +421,16 @@ def test_datamodule_reads_each_layout(layout: str, root: Path, size: int, bad: i
     if layout != "sen12ms":  # L2A archives: B10 is 0 (its mean) after normalisation
         assert (batch["s2"]["image"][:, B10] == 0).all()
     assert len(module.bad_samples()) == bad  # the fixtures' broken training samples
+
+
+def test_archives_detect_each_layout_and_pass_loader_options() -> None:
+    assert [detect_layout(root) for root in (CLM, BEN, SMS)] == \
+        ["crisislandmark", "bigearthnet", "sen12ms"]
+    kept = open_dataset(BEN, "bigearthnet", "s2", None, exclude_snow_cloud=True)
+    assert isinstance(kept, BigEarthNetV2) and not kept.metadata["snow_cloud"].any()
+    assert len(kept) == len(open_dataset(BEN, "bigearthnet", "s2", None)) - 2
+    with pytest.raises(ValueError, match="sen12ms loader takes no option"):
+        open_dataset(SMS, "sen12ms", "s2", "train", exclude_snow_cloud=True)
 
 
 def test_unknown_layout_is_an_error() -> None:

@@ -53,7 +53,7 @@ def detect_layout(root: str | Path) -> str:
 def open_dataset(root: str | Path, layout: str, sensor: str, split: str | None,
                  bands: Sequence[str] | None = None, transforms: Any = None,
                  strict: bool = False, preload: bool | None = None,
-                 bad_sample_log: BadSampleLog | None = None) -> SceneDataset:
+                 bad_sample_log: BadSampleLog | None = None, **options: Any) -> SceneDataset:
     """Open one sensor's scenes of an archive in any supported layout.
 
     Args:
@@ -67,15 +67,24 @@ def open_dataset(root: str | Path, layout: str, sensor: str, split: str | None,
         preload: Read and check every scene when opening (``None``: the loader's default —
             yes for scene folders, no for the large real archives).
         bad_sample_log: Where DataLoader workers record the scenes they skip.
+        **options: Options of the layout's loader (e.g. BigEarthNet's
+            ``exclude_snow_cloud=True``); an option the loader does not take is an error.
 
     Returns:
         A dataset of sample dicts.
     """
     if layout not in LOADERS:
         raise ValueError(f"unknown layout {layout!r}; known: {', '.join(LAYOUTS)}")
-    options = {} if preload is None else {"preload": preload}
-    dataset = LOADERS[layout](root, sensor=sensor, split=split, bands=bands,
-                              transforms=transforms, strict=strict, **options)
+    if preload is not None:
+        options["preload"] = preload
+    try:
+        dataset = LOADERS[layout](root, sensor=sensor, split=split, bands=bands,
+                                  transforms=transforms, strict=strict, **options)
+    except TypeError as error:
+        if "unexpected keyword" not in str(error):
+            raise
+        raise ValueError(f"the {layout} loader takes no option among "
+                         f"{sorted(options)} ({error})") from error
     dataset.bad_sample_log = bad_sample_log
     if bad_sample_log is not None:  # found while opening (preload), before the log was set
         for path, problem in dataset.bad_samples:
