@@ -62,7 +62,8 @@ class RadiographError(SampleError):
     """A radiograph that cannot be used; the message names the file and the reason.
 
     Args:
-        path: The file (or an opaque name standing for it).
+        path: The file (or an opaque name standing for it); or, alone, a whole message
+            "path: reason" (how :class:`core.data.SampleDataset` raises under ``strict``).
         reason: What is wrong, without the path.
 
     Attributes:
@@ -70,10 +71,13 @@ class RadiographError(SampleError):
         reason: As given (datasets re-word errors with an opaque name from it).
     """
 
-    def __init__(self, path: str | Path, reason: str) -> None:
+    def __init__(self, path: str | Path, reason: str | None = None) -> None:
+        if reason is None:  # one finished message ("path: reason"), as core.data raises it
+            text = str(path)
+            path, _, reason = text.partition(": ") if ": " in text else ("", "", text)
         self.path = str(path)
         self.reason = reason
-        super().__init__(f"{self.path}: {reason}")
+        super().__init__(f"{self.path}: {reason}" if self.path else reason)
 
     def __reduce__(self) -> tuple[type, tuple[str, str]]:  # picklable across workers
         return type(self), (self.path, self.reason)
@@ -130,7 +134,33 @@ def read_dicom(path: str | Path) -> np.ndarray:
     except (EOFError, OSError, ValueError, KeyError, TypeError) as error:
         raise RadiographError(path, f"truncated or damaged DICOM file "
                               f"({type(error).__name__})") from None
+    short = _truncated_element(ds)
+    if short is None and "PixelData" not in ds and _pixel_tag_in_file(path):
+        short = "PixelData"  # an encapsulated (compressed) Pixel Data cut short is dropped
+    if short:
+        raise RadiographError(path, f"truncated file: the {short} element ends past the end "
+                              f"of the file")
     return dicom_to_image(ds, path)
+
+
+def _pixel_tag_in_file(path: str | Path) -> bool:
+    """Whether the file's bytes hold the Pixel Data tag (7FE0,0010), either byte order."""
+    data = Path(path).read_bytes()
+    return b"\xe0\x7f\x10\x00" in data or b"\x7f\xe0\x00\x10" in data
+
+
+def _truncated_element(ds: Dataset) -> str | None:
+    """The keyword of an element whose value the file cuts short (pydicom reads on silently).
+
+    Right after ``dcmread`` the elements are still raw: a value shorter than its declared
+    length means the file ended inside it.
+    """
+    for tag, element in ds._dict.items():
+        length, value = getattr(element, "length", None), getattr(element, "value", None)
+        if isinstance(value, bytes) and length is not None and length != 0xFFFFFFFF \
+                and len(value) < length:
+            return pydicom.datadict.keyword_for_tag(tag) or str(tag)
+    return None
 
 
 def _sop_class_problem(ds: Dataset) -> str | None:
@@ -268,11 +298,13 @@ def dicom_to_image(ds: Dataset, path: str | Path = "<dataset>") -> np.ndarray:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            modality = np.asarray(apply_modality_lut(stored, ds), dtype=np.float64)
+            modality = np.asarray(apply_modality_lut(stored, ds))
+            if modality.dtype.kind == "f" and np.array_equal(modality, np.round(modality)):
+                modality = modality.astype(np.int64)  # a VOI LUT indexes by integer value
             output_range = _voi_output_range(ds)
             if output_range is None:
                 low, high = float(modality.min()), float(modality.max())
-                shown = modality
+                shown = modality.astype(np.float64)
             else:
                 shown = np.asarray(apply_voi_lut(modality, ds, index=0), dtype=np.float64)
                 low, high = output_range

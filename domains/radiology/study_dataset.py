@@ -104,8 +104,9 @@ def label_caption(labels: Sequence[float]) -> str:
             parts.append(f"{name[0].upper()}{name[1:]}.")
         elif value == -1.0:
             parts.append(f"Possible {name}.")
-    if not parts:
-        parts.append("No finding.")
+    no_finding = dict(zip(cards.findings(), labels, strict=True)).get("No Finding") == 1.0
+    if no_finding or not parts:
+        parts.insert(0, "No finding.")
     negatives = [cards.prompt_name(f) for f, v in named if v == 0.0]
     if negatives:
         parts.append("No " + ", ".join(negatives) + ".")
