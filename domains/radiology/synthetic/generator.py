@@ -53,7 +53,7 @@ from domains.radiology.synthetic.phantom import (
 from domains.radiology.synthetic.wording import write_report
 
 GENERATOR_NAME = "mosaic-vlm radiology synthetic"
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 #: All 14 CheXpert observations, in CheXpert's order (the metadata columns).
 CHEXPERT = ("No Finding", "Enlarged Cardiomediastinum", "Cardiomegaly", "Lung Opacity",
             "Lung Lesion", "Edema", "Consolidation", "Pneumonia", "Atelectasis", "Pneumothorax",
@@ -127,6 +127,7 @@ def _to_dicom(density: np.ndarray, rng: np.random.Generator, patient_id: str,
     ds.RescaleSlope, ds.RescaleIntercept, ds.RescaleType = slope, intercept, "US"
     ds.WindowCenter = round(float(low + high) / 2, 2)
     ds.WindowWidth = round(float(high - low), 2)
+    ds.PresentationLUTShape = "INVERSE" if monochrome1 else "IDENTITY"  # as the DX IOD asks
     ds.PixelData = stored.tobytes()
     ds.file_meta = FileMetaDataset()
     ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
