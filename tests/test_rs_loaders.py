@@ -171,6 +171,17 @@ def test_crisislandmark_missing_shard_is_reported_up_front(tmp_path: Path,
     assert opened == []
 
 
+def test_crisislandmark_link_to_a_missing_file_names_it_when_read(tmp_path: Path) -> None:
+    data = _fixture_module()
+    data.write_archive(tmp_path, data.samples(np.random.default_rng(0)))
+    with h5py.File(tmp_path / "crisislandmark.h5", "a") as master:
+        del master[S1_KEY]
+        master[S1_KEY] = h5py.ExternalLink("benv2s1_part9.h5", f"/{S1_KEY}")
+    dataset = CrisisLandMark(tmp_path, sensor="s1", split="train", preload=True)
+    (path, problem), = [b for b in dataset.bad_samples if S1_KEY in b[0]]
+    assert "its shard benv2s1_part9.h5 is missing beside crisislandmark.h5" in problem
+
+
 def test_crisislandmark_lazy_construction_reads_no_sample(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(h5py, "File", lambda *a, **k: pytest.fail("a sample was read"))
     dataset = CrisisLandMark(CLM, sensor="s1", split=None)
