@@ -333,3 +333,18 @@ def test_in_memory_arrays_are_masked_and_converted_as_files_are() -> None:
     np.testing.assert_allclose(db, power, atol=1e-4)
     with pytest.raises(SceneError, match=r"array\[4\]: complex-valued"):
         read_array_info("array[4]", amplitude.astype(np.complex64), "s1", ["VV", "VH"])
+
+
+def test_float_reflectance_files_are_taken_as_they_are(tmp_path: Path) -> None:
+    rho = read_scene(REAL / "s2_l2a_2021.tif", "s2", L2A)  # (12, H, W)
+    with rasterio.open(REAL / "s2_l2a_2021.tif") as src:
+        profile = {**src.profile, "dtype": "float32", "nodata": None}
+    profile.pop("blockxsize", None), profile.pop("blockysize", None)
+    rho[:, 0, 0] -= 0.05  # slightly negative surface reflectance is not negative DN
+    with rasterio.open(tmp_path / "float.tif", "w", **profile) as dst:
+        dst.write(rho)
+        dst.descriptions = tuple(L2A)
+    data, info = read_scene_info(tmp_path / "float.tif", "s2", L2A)
+    np.testing.assert_array_equal(data, rho)
+    assert info.as_reflectance and info.offset is None
+    assert info.notes == ["S2 values taken as reflectance (float, all below 3)"]

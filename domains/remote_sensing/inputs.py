@@ -60,6 +60,7 @@ PLATFORM_KEYS = ("spacecraft_id", "spacecraft", "spacecraft_name", "satellite", 
 _LEVEL_RE = re.compile(r"(?:level[-_ ]?|msil?|(?<![a-z0-9])l)(1c|2a)(?![a-z0-9])", re.I)
 _S2_BAND_RE = re.compile(r"^(?:sentinel[-_ ]?2[a-c]?[ _:-]+)?b0?(\d{1,2}|8a)(?![a-z0-9])", re.I)
 _S1_POL_RE = re.compile(r"(?<![a-z])(vv|vh|hh|hv)(?![a-z])", re.I)
+_SENTINEL_RE = re.compile(r"sentinel|\bs[12][a-d]?\b|msi|c-sar|sar", re.I)
 _OTHER_SENSOR_RE = re.compile(r"landsat|lc0[89]|le07|lt0[45]|\boli\b|tirs|\betm\b|\bmss\b|"
                               r"modis|planet|spot[-_ ]?\d|worldview|pleiades|sentinel[-_ ]?3",
                               re.I)
@@ -546,19 +547,10 @@ def s1_band_name(description: str | None) -> str | None:
 def _platform(tags: Mapping[str, Any] | None) -> str | None:
     """The tags naming a platform other than Sentinel-1/2 ("K=V, ..."), or ``None``."""
     found = [f"{key}={value}" for key, value in (tags or {}).items()
-             if _OTHER_SENSOR_RE.search(f"{key}={value}")]
-    value = _lookup(tags, PLATFORM_KEYS)
-    if value is not None and not re.search(r"sentinel|\bs[12][a-d]?\b|msi|c-sar|sar",
-                                           str(value), re.I):
-        key = next(k for k in (tags or {}) if str(k).lower() in PLATFORM_KEYS
-                   and inputs_equal((tags or {})[k], value))
-        found.append(f"{key}={value}")
-    return ", ".join(dict.fromkeys(found)) or None
-
-
-def inputs_equal(left: Any, right: Any) -> bool:
-    """Whether two tag values are the same (identity or equal text)."""
-    return left is right or str(left) == str(right)
+             if _OTHER_SENSOR_RE.search(f"{key}={value}")
+             or (str(key).lower() in PLATFORM_KEYS and _present(value)
+                 and not _SENTINEL_RE.search(str(value)))]
+    return ", ".join(found) or None
 
 
 def _tag_sensor(tags: Mapping[str, Any] | None) -> str | None:

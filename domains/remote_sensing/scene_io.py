@@ -33,7 +33,7 @@ from domains.remote_sensing import cards, inputs
 from domains.remote_sensing.inputs import SceneError, SensorMismatchError
 
 MIN_VALID_FRACTION = 0.5
-ARRAY_REFLECTANCE_MAX = 3.0  # a float S2 array with every |value| below this is reflectance
+ARRAY_REFLECTANCE_MAX = 3.0  # float S2 values all below this are reflectance, not DN
 
 
 @dataclass
@@ -47,6 +47,8 @@ class SceneInfo:
         units: Sentinel-1 units found in the file ("dB", "linear power", "amplitude").
         assumed_order: The band order assumed from the band count, when nothing named it.
         swapped: Whether Sentinel-1 channels were swapped to VV, VH (VH came first).
+        as_reflectance: Whether Sentinel-2 values were float reflectance already (every
+            valid value below :data:`ARRAY_REFLECTANCE_MAX`) and taken as they are.
         warnings: The warnings raised while reading (re-emitted by :func:`read_scene`).
     """
 
@@ -56,6 +58,7 @@ class SceneInfo:
     units: str | None = None
     assumed_order: tuple[str, ...] | None = None
     swapped: bool = False
+    as_reflectance: bool = False
     warnings: list[Warning] = field(default_factory=list)
 
     @property
@@ -66,6 +69,8 @@ class SceneInfo:
             notes.append(f"S1 {self.units} converted to dB")
         if self.swapped:
             notes.append("S1 channels swapped to VV, VH")
+        if self.as_reflectance:
+            notes.append("S2 values taken as reflectance (float, all below 3)")
         if self.assumed_order:
             notes.append(f"band order assumed ({', '.join(self.assumed_order)})")
         return notes
@@ -164,7 +169,9 @@ def read_scene_info(path: str | Path, sensor: str, bands: Sequence[str], *,
     if layout.assumed:
         info.assumed_order = layout.bands
     if sensor == "s2":
-        inputs.check_s2(str(path), raw, nodata)
+        info.as_reflectance = _is_reflectance(raw, nodata)
+        if not info.as_reflectance:
+            inputs.check_s2(str(path), raw, nodata)
         default = "L2A" if len(layout.bands) == len(cards.s2_bands("L2A")) \
             and "B10" not in layout.bands else cards.card("sentinel2")["default_level"]
         info.level = inputs.s2_level(str(path), tags=tags, descriptions=descriptions,
@@ -173,11 +180,12 @@ def read_scene_info(path: str | Path, sensor: str, bands: Sequence[str], *,
         present = [i for i in index if i is not None]
         data = mask_invalid(path, raw[present].astype(np.float32), nodata,
                             masks[present] == 0)
-        offsets = [inputs.s2_offset(str(path), tags={**band_tags[i], **tags}, date=date,
-                                    baseline=baseline, offset=offset) for i in present]
-        info.offset = offsets[0] if len(set(offsets)) == 1 else None
-        data = np.stack([inputs.s2_reflectance(str(path), band, o)
-                         for band, o in zip(data, offsets, strict=True)])  # (C', H, W)
+        if not info.as_reflectance:
+            offsets = [inputs.s2_offset(str(path), tags={**band_tags[i], **tags}, date=date,
+                                        baseline=baseline, offset=offset) for i in present]
+            info.offset = offsets[0] if len(set(offsets)) == 1 else None
+            data = np.stack([inputs.s2_reflectance(str(path), band, o)
+                             for band, o in zip(data, offsets, strict=True)])  # (C', H, W)
         if len(present) == len(index):
             return data, info
         full = np.full((len(index), *data.shape[1:]), np.nan, dtype=np.float32)  # (C, H, W)
@@ -247,10 +255,7 @@ def read_array_info(name: str, array: np.ndarray, sensor: str, bands: Sequence[s
         if np.iscomplexobj(values):
             inputs.check_s2(name, values, nodata)  # raises
         data = values.astype(np.float32)
-        finite = data[np.isfinite(data)]
-        reflectance = values.dtype.kind == "f" and finite.size > 0 \
-            and float(np.abs(finite).max()) < ARRAY_REFLECTANCE_MAX
-        if reflectance:
+        if _is_reflectance(values, nodata):  # the documented array input: no note
             data = mask_invalid(name, data, None)
         else:
             inputs.check_s2(name, data, nodata)
@@ -280,6 +285,16 @@ def read_array_info(name: str, array: np.ndarray, sensor: str, bands: Sequence[s
         if len(wanted) != 2:
             data = data[[cards.s1_bands().index(b) for b in wanted]]
     return np.ascontiguousarray(data, dtype=np.float32), info
+
+
+def _is_reflectance(values: np.ndarray, nodata: float | None) -> bool:
+    """Whether S2 values are reflectance already: float, every valid |value| below 3."""
+    if values.dtype.kind != "f":
+        return False
+    finite = values[np.isfinite(values)]
+    if nodata is not None:
+        finite = finite[finite != nodata]
+    return finite.size > 0 and float(np.abs(finite).max()) < ARRAY_REFLECTANCE_MAX
 
 
 def _s1_db(name: str, raw: np.ndarray, nodata: float | None,
