@@ -247,6 +247,16 @@ def test_crisislandmark_bad_samples_skipped_counted_or_raised() -> None:
         [strict[i] for i in range(len(strict))]
 
 
+def test_crisislandmark_keys_naming_no_source_are_an_error(tmp_path: Path) -> None:
+    shutil.copytree(CLM, tmp_path / "clm")
+    table = pd.read_parquet(CLM / "metadata.parquet")
+    table.assign(key=[f"sample{i:05d}" for i in range(len(table))]).to_parquet(
+        tmp_path / "clm" / "metadata.parquet")
+    with pytest.raises(ValueError, match=r"14 of 14 keys name no source dataset "
+                                         r"\(e.g. 'sample00000'\); known sources: benv2s2"):
+        CrisisLandMark(tmp_path / "clm", sensor="s2")
+
+
 def test_crisislandmark_missing_archive_names_every_missing_file(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match=r"crisislandmark.h5, metadata.parquet, "
                                                 r"benv2s2_part1.h5"):

@@ -256,10 +256,12 @@ class CrisisLandMark(SceneDataset):
         return state
 
     def _rows(self, frame: pd.DataFrame, split: str | None) -> pd.DataFrame:
-        rows = []
+        rows, unplaced = [], []
         for record in frame.itertuples(index=False):
             key = str(record.key)
             found = source_of(key, self.card["sources"])
+            if found is None:
+                unplaced.append(key)
             row_split = split_of(record.split, key, float(self.card["val_fraction"]),
                                  self.card["split_names"])
             if found is None or found[0] != self.sensor or \
@@ -272,6 +274,14 @@ class CrisisLandMark(SceneDataset):
         if self.unknown_labels:
             log.info("CrisisLandMark labels without a vocabulary counterpart (ignored): %s",
                      dict(self.unknown_labels))
+        if unplaced:
+            known = ", ".join(n for names in self.card["sources"].values() for n in names)
+            message = (f"{self.root / self.card['metadata_file']}: {len(unplaced)} of "
+                       f"{len(frame)} keys name no source dataset (e.g. {unplaced[0]!r}); "
+                       f"known sources: {known}")
+            if len(unplaced) == len(frame):
+                raise ValueError(message)
+            log.warning("%s; those samples are left out", message)
         return pd.DataFrame(rows, columns=["path", "id", "key", "source", "labels", "split"])
 
     def _archive(self) -> Any:
