@@ -1,0 +1,116 @@
+"""`python -m domains.radiology.train`: train a radiograph <-> report model, evaluate, write a run.
+
+With no arguments: generate (or reuse) the synthetic chest-radiograph set, train
+``cxr-tiny`` (a small ResNet on 112 px radiographs, MiniLM through the text bridge, soft
+targets from the finding labels) on the CPU, evaluate zero-shot findings and retrieval on
+the held-out split and write ``runs/cxr-tiny/`` (weights, config, metrics, report,
+figures). ``--data`` trains on MIMIC-CXR, CheXpert or a study folder instead. The
+training loop is :func:`core.runs.train_variant`; this module says what radiology trains on.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from core.checkpoint import load_run
+from core.cli import run_cli
+from core.distributed import is_global_zero, shutdown
+from core.model import ContrastiveModel
+from core.runs import console, prepare_run_folder, quiet_lightning
+from core.runs import train_variant as train_model
+from domains.radiology.datamodule import StudyDataModule
+from domains.radiology.run_config import build_parser, resolve_run_config
+from domains.radiology.variants import Variant, build_variants
+
+DOMAIN = "radiology"
+BAD_SAMPLE_LOG = "bad_samples.jsonl"
+#: The figures evaluation writes into the run folder (removed with it by --overwrite).
+FIGURES = ("curves.png", "roc_curves.png", "retrieval_example.png")
+INPUT_MAP = {"batch": {"image": "image", "text": "caption"}}
+
+
+def data_root(config: dict[str, Any]) -> Path:
+    """The run's data folder (the synthetic set, generated once, when none is given)."""
+    root = config["data"].get("root")
+    if root:
+        return Path(root)
+    from domains.radiology.synthetic import default_dataset
+
+    return default_dataset()
+
+
+def datamodule_for(variant: Variant, config: dict[str, Any], root: Path,
+                   out: Path | None = None) -> StudyDataModule:
+    """The data a variant trains on.
+
+    Args:
+        variant: The variant.
+        config: The run configuration.
+        root: Data folder.
+        out: The run folder (where worker processes log the studies they skip).
+    """
+    data = config["data"]
+    return StudyDataModule(root, variant.config.extra, layout=data.get("layout"),
+                           batch_size=data["batch_size"], num_workers=data["num_workers"],
+                           caption_augment=data.get("caption_augment", 0.5),
+                           uncertain=data.get("uncertain", 0.5), seed=config["seed"],
+                           preload=bool(data.get("preload", False)),
+                           options=data.get("options") or {},
+                           bad_sample_log=out / "logs" / BAD_SAMPLE_LOG if out else None)
+
+
+def train_variant(variant: Variant, config: dict[str, Any], root: Path,
+                  out: Path) -> tuple[Path, ContrastiveModel | None]:
+    """Train one variant (resuming from its last checkpoint if any) and save its folder.
+
+    Args:
+        variant: What to train.
+        config: The run configuration.
+        root: Data folder.
+        out: The run folder.
+
+    Returns:
+        The variant's folder and the trained model (``None`` when already trained).
+    """
+    return train_model(
+        variant, out, datamodule_for(variant, config, root, out), trainer=config["trainer"],
+        seed=config["seed"], loss=variant.loss or config["loss"], optimizer=config["optimizer"],
+        input_map=INPUT_MAP, saved={"domain": DOMAIN, "run": config},
+        title=f"{variant.config.name} on radiographs + reports")
+
+
+def main(argv: list[str] | None = None) -> Path:
+    """Run the training entry point; return the run folder."""
+    args = build_parser().parse_args(argv)
+    config = resolve_run_config(args)
+    quiet_lightning()
+    out = Path(config["out"])
+    state = prepare_run_folder(out, config, resume=args.resume is not None,
+                               overwrite=args.overwrite, figures=FIGURES,
+                               command="domains.radiology.train")
+    if state == "continue":
+        console.print(f"continuing the run in {out} (finished models are kept)")
+    torch.set_float32_matmul_precision("high")
+    started = time.perf_counter()
+    root = data_root(config)
+    overrides = {"loss": config["loss"], **(config.get("model_overrides") or {})}
+    variants = build_variants(config["model"], config.get("companions") or [], overrides)
+    folders = {v.name: train_variant(v, config, root, out)[0] for v in variants}
+    training_seconds = time.perf_counter() - started
+    zero = is_global_zero()
+    shutdown()  # DDP: every rank waits here, then the process group closes
+    if not zero:  # the other ranks only train; rank 0 evaluates alone
+        return out
+    from domains.radiology.evaluate import evaluate_variants
+
+    models = {name: load_run(folder) for name, folder in folders.items()}
+    evaluate_variants(models, variants, config, root, out, training_seconds=training_seconds)
+    return out
+
+
+if __name__ == "__main__":
+    run_cli(main)
