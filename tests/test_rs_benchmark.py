@@ -61,7 +61,10 @@ def test_benchmark_cli_reports_a_missing_benchmark_in_one_line(
     assert printed.startswith("error:") and "queries.jsonl: benchmark queries not found" in printed
 
 
-def test_benchmark_metrics_on_a_hand_built_case() -> None:
+@pytest.mark.parametrize("chunk", [4_000_000, 4])  # all queries at once, or one at a time
+def test_benchmark_metrics_on_a_hand_built_case(chunk: int,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(benchmark, "_CHUNK_ELEMENTS", chunk)
     corpus = torch.tensor([[1.0, 0.0], [0.8, 0.6], [0.0, 1.0]])  # c0, c1, c2
     queries = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.8, 0.6], [1.0, 1.0]])
     qrels = {"a": {"c1": 2, "c2": 1, "gone": 3}, "b": {"c0": 1}, "c": {"c1": 1, "c0": 3}}

@@ -66,6 +66,9 @@ _QUERY_ID = ("_id", "id", "query_id", "query-id", "qid")
 _QUERY_TEXT = ("text", "query")
 _CORPUS_ID = ("corpus-id", "corpus_id", "doc_id", "docid", "key", "corpus")
 _SCORE = ("score", "relevance", "rel")
+#: Cells of the (queries, ranked samples) matrices scored at once.
+_CHUNK_ELEMENTS = 4_000_000
+_METRICS = {"ndcg": ndcg_at_k, "recall": recall_at_k, "recall_fraction": recall_fraction_at_k}
 
 
 def _field(record: Mapping[str, Any], names: Sequence[str]) -> Any:
@@ -187,26 +190,53 @@ def benchmark_metrics(queries: torch.Tensor, corpus: torch.Tensor, corpus_ids: S
     index = EmbeddingIndex(corpus.shape[1], metric="ip", kind="exact")
     index.add(corpus)
     scores, ids = index.search(queries, top)  # (Q, top) best first
-    extra = []  # per query: judged samples ranked below the largest cut-off
-    for rel, row in zip(judged, ids, strict=True):
-        retrieved = set(row.tolist())
-        extra.append([i for i in rel if i not in retrieved])
-    width = top + max((len(e) for e in extra), default=0)
-    similarity = np.full((len(query_ids), width), -np.inf, dtype=np.float64)  # (Q, W)
-    relevance = np.zeros((len(query_ids), width), dtype=np.float64)  # (Q, W)
-    similarity[:, :top] = scores
-    for q, (rel, row, below) in enumerate(zip(judged, ids, extra, strict=True)):
-        relevance[q, :top] = [rel.get(int(i), 0.0) for i in row]
-        relevance[q, top:top + len(below)] = [rel[i] for i in below]  # ranked past the cut
-    result: dict[str, Any] = {}
-    for k in ndcg_k:
-        result[f"ndcg@{k}"] = ndcg_at_k(similarity, relevance, k)
-    for k in recall_k:
-        result[f"recall@{k}"] = recall_at_k(similarity, relevance, k)
-        result[f"recall_fraction@{k}"] = recall_fraction_at_k(similarity, relevance, k)
+    names = [f"ndcg@{k}" for k in ndcg_k] + [f"{m}@{k}" for k in recall_k
+                                             for m in ("recall", "recall_fraction")]
+    sums, counts = dict.fromkeys(names, 0.0), dict.fromkeys(names, 0)
+    start = 0
+    while start < len(query_ids):  # chunks of about _CHUNK_ELEMENTS matrix cells
+        stop, widest = start, top
+        while stop < len(query_ids):
+            width = max(widest, top + len(judged[stop]))
+            if stop > start and (stop - start + 1) * width > _CHUNK_ELEMENTS:
+                break
+            widest, stop = width, stop + 1
+        similarity, relevance = _ranked_rows(judged[start:stop], scores[start:stop],
+                                             ids[start:stop], top)  # (q, W) each
+        scored = int(sum(bool(r) for r in judged[start:stop]))
+        for name in names:
+            metric, k = name.split("@")
+            value = _METRICS[metric](similarity, relevance, int(k))
+            if scored and not np.isnan(value):
+                sums[name] += value * scored
+                counts[name] += scored
+        start = stop
+    result: dict[str, Any] = {name: sums[name] / counts[name] if counts[name] else float("nan")
+                              for name in names}
     result |= {"scored_queries": int(sum(bool(r) for r in judged)), "corpus": len(corpus_ids),
                "unmatched_judgements": int(unmatched)}
     return result
+
+
+def _ranked_rows(judged: Sequence[dict[int, float]], scores: np.ndarray, ids: np.ndarray,
+                 top: int) -> tuple[np.ndarray, np.ndarray]:
+    """(q, W) similarity and relevance: the top-ranked samples, then the judged ones below.
+
+    Judged samples ranked past ``top`` get similarity -inf: they follow the cut-off, so they
+    count in the ideal DCG and the recall denominators but never inside the top ``top``.
+    """
+    below = []  # per query: judged samples ranked past the largest cut-off
+    for rel, row in zip(judged, ids, strict=True):
+        retrieved = set(row.tolist())
+        below.append([i for i in rel if i not in retrieved])
+    width = top + max((len(b) for b in below), default=0)
+    similarity = np.full((len(judged), width), -np.inf, dtype=np.float64)  # (q, W)
+    relevance = np.zeros((len(judged), width), dtype=np.float64)  # (q, W)
+    similarity[:, :top] = scores
+    for q, (rel, row, past) in enumerate(zip(judged, ids, below, strict=True)):
+        relevance[q, :top] = [rel.get(int(i), 0.0) for i in row]
+        relevance[q, top:top + len(past)] = [rel[i] for i in past]
+    return similarity, relevance
 
 
 def embed_corpus(run: SceneRun, archive: Path, split: str, batch_size: int = 64,
