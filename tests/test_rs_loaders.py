@@ -215,15 +215,19 @@ def test_crisislandmark_timestamp_as_number_array_bytes_or_string(value: object,
     assert timestamp_of(value) == expected
 
 
-def test_crisislandmark_bad_timestamp_makes_the_sample_bad(tmp_path: Path) -> None:
+def test_crisislandmark_unreadable_timestamp_loses_the_date_not_the_sample(
+        tmp_path: Path) -> None:
     data = _fixture_module()
     samples = data.samples(np.random.default_rng(0))
     samples[S1_KEY].extra = {"timestamp": "yesterday-ish"}
+    samples["quakeset_turkey_0007"].extra = {"crs": "not a crs"}
     data.write_archive(tmp_path, samples)
     dataset = CrisisLandMark(tmp_path, sensor="s1", split="train", preload=True)
-    assert S1_KEY not in _by_id(dataset)
-    (path, problem), = [b for b in dataset.bad_samples if S1_KEY in b[0]]
-    assert "timestamp" in problem or "yesterday" in problem
+    found = _by_id(dataset)
+    assert found[S1_KEY]["date"] == "" and dataset.unreadable_timestamps == {"str": 1}
+    # Without a CRS the location is unknown: that sample is bad, with the value named.
+    (path, problem), = [b for b in dataset.bad_samples if "quakeset" in b[0]]
+    assert "cannot project coords from crs 'not a crs'" in problem
 
 
 def test_crisislandmark_bad_samples_skipped_counted_or_raised() -> None:

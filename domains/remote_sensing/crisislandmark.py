@@ -115,6 +115,14 @@ def _scalar(value: Any) -> Any:
     return value
 
 
+def _scalar_or(value: Any) -> Any:
+    """:func:`_scalar`, or the value itself when it holds several."""
+    try:
+        return _scalar(value)
+    except ValueError:
+        return value
+
+
 def _number(text: str) -> float | None:
     try:
         return float(text)
@@ -214,6 +222,8 @@ class CrisisLandMark(SceneDataset):
         s1_fixes: ``(source, what)`` -> count of S1 samples whose units were converted
             (``"linear power"``, ``"amplitude"``) or whose channels were swapped
             (``"swapped"``) because the data disagreed with the card (this process only).
+        unreadable_timestamps: How many samples had a ``timestamp`` of unknown form, by the
+            type of the value (their date is empty; this process only).
 
     Raises:
         FileNotFoundError: Naming every missing file (the master file, a shard, the table).
@@ -242,6 +252,7 @@ class CrisisLandMark(SceneDataset):
             raise ValueError(f"{table}: missing columns {sorted(absent)}")
         self.unknown_labels: Counter[str] = Counter()
         self.s1_fixes: Counter[tuple[str, str]] = Counter()
+        self.unreadable_timestamps: Counter[str] = Counter()
         self._handle: Any = None
         self._handle_pid = -1
         self.metadata = self._rows(frame, split)
@@ -312,9 +323,9 @@ class CrisisLandMark(SceneDataset):
             raise SceneError(f"{name}: no crs attribute")
         try:
             crs = crs_of(attrs["crs"])
-            date = timestamp_of(attrs.get("timestamp"))
         except (TypeError, ValueError) as error:
             raise SceneError(f"{name}: {error}") from error
+        date = self._date(name, attrs.get("timestamp"))
         if image.ndim != 3:
             raise SceneError(f"{name}: image has shape {image.shape}, expected (C, H, W)")
         level = self._level(name, image.shape[0]) if self.sensor == "s2" else None
@@ -323,6 +334,22 @@ class CrisisLandMark(SceneDataset):
         labels = _attr_labels(attrs.get("labels"))
         return {"image": image, "coords": lon_lat, "date": date, "labels": labels or None,
                 "level": level}
+
+    def _date(self, name: str, value: Any) -> str:
+        """The sample's timestamp as ISO text; ``""`` (counted, logged once) when unreadable.
+
+        The timestamp is optional in the release ("if available"), so a value of unknown
+        form loses the date, not the sample; S2 then gets the offset of a product without
+        date (none).
+        """
+        try:
+            return timestamp_of(value)
+        except (TypeError, ValueError) as error:
+            if not self.unreadable_timestamps:
+                log.warning("%s: %s; the date is left empty (counted in "
+                            "unreadable_timestamps)", name, error)
+            self.unreadable_timestamps[type(_scalar_or(value)).__name__] += 1
+            return ""
 
     @staticmethod
     def _level(name: str, count: int) -> str:
