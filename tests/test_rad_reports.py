@@ -190,6 +190,15 @@ def test_sections_missing_headers_give_findings_only() -> None:
                                     "impression": ""}
 
 
+def test_sections_missing_findings_header_after_a_short_section() -> None:
+    text = ("EXAMINATION: CHEST (PA AND LAT)\nCOMPARISON: None.\n\nA large left pulmonary "
+            "mass.\n\nNo effusion.\n\nIMPRESSION:\n1. Left lung mass.\n\n"
+            "RECOMMENDATION(S): CT chest.\n\nDr. ___ was paged.")
+    assert split_sections(text) == {"findings": "A large left pulmonary mass.\nNo effusion.",
+                                    "impression": "1. Left lung mass."}
+    assert label_report(text)["Pleural Effusion"] == 0.0
+
+
 def test_sections_only_other_headers_give_nothing() -> None:
     assert split_sections("INDICATION: Fever.\nCOMPARISON: None.") == {
         "findings": "", "impression": ""}

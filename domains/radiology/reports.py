@@ -9,7 +9,9 @@ reference tools do:
   Findings: ..."). FINDINGS and IMPRESSION (also CONCLUSION(S), OPINION, SUMMARY) are
   kept; INDICATION, HISTORY, COMPARISON, TECHNIQUE, EXAMINATION and the like are not;
   text is cut at RECOMMENDATION(S) and NOTIFICATION as CheXzero does. A report without
-  any header is all findings (MIMIC's fallback).
+  any header is all findings (MIMIC's fallback); when the FINDINGS header is missing, the
+  paragraphs that follow a short section's own paragraph ("COMPARISON: None." then a
+  blank line, then the findings) are the findings.
 - **Caption** (what training reads): impression, then findings; the de-identification
   placeholder ``___`` is removed together with the words that only lead to it
   ("compared to ___", "Dr. ___"), list numbering is dropped, spaces are collapsed.
@@ -51,6 +53,10 @@ _HEADERS: dict[str, str | None] = {
     "recommendation(s)": None, "notification": None, "notifications": None,
 }
 
+#: Sections that end what is read: nothing after them belongs to findings.
+_CUT = {"recommendation", "recommendations", "recommendation(s)", "notification",
+        "notifications", "addendum"}
+_PARAGRAPH = re.compile(r"\n[ \t]*\n\s*")
 _NAMES = "|".join(re.escape(h) for h in sorted(_HEADERS, key=len, reverse=True))
 # A header: at a line start (or after a sentence end), optional numbering, the name,
 # then a colon (spaces allowed before it) -- or the name alone on its line.
@@ -75,12 +81,18 @@ def split_sections(text: str) -> dict[str, str]:
     if not matches:
         return {"findings": text.strip(), "impression": ""}
     found: dict[str, list[str]] = {"findings": [], "impression": []}
+    orphans: list[str] = []  # paragraphs after a short section's own (a missing FINDINGS:)
     for match, following in zip(matches, matches[1:] + [None], strict=True):
-        section = _HEADERS[" ".join(match.group("name").lower().split())]
+        name = " ".join(match.group("name").lower().split())
+        section = _HEADERS[name]
         end = following.start() if following is not None else len(text)
         body = text[match.end():end].strip()
         if section is not None and body:
             found[section].append(body)
+        elif section is None and body and name not in _CUT:
+            orphans.extend(_PARAGRAPH.split(body)[1:])
+    if not found["findings"]:
+        found["findings"] = [p.strip() for p in orphans if p.strip()]
     return {key: "\n".join(parts).strip() for key, parts in found.items()}
 
 
