@@ -167,8 +167,8 @@ def evaluate_variants(models: dict[str, ContrastiveModel], variants: list[Varian
     main_studies, main_probabilities = None, None
     for variant in variants:
         model = models[variant.name]
-        studies = embed_split(model, root, "test", data.get("layout"), data["batch_size"],
-                              data.get("options") or {})
+        studies = embed_split(model, root, settings.get("split", "test"), data.get("layout"),
+                              data["batch_size"], data.get("options") or {})
         results[variant.name], probabilities = evaluate_model(model, studies, None, settings,
                                                               config["seed"])
         if variant.name == "main":
@@ -226,10 +226,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--set", dest="options", action="append", default=[],
                         metavar="KEY=VALUE", help="loader option of --data (YAML value), "
                         "e.g. uncertain=ones")
+    parser.add_argument("--split", default="test", choices=("train", "val", "test"),
+                        help="the split to evaluate (CheXpert: val = valid.csv, test = the "
+                        "CheXlocalize test.csv)")
     parser.add_argument("--out", type=Path,
                         help="where to write (default: RUN/eval/<data folder name>/)")
     args = parser.parse_args(argv)
     config = load_yaml(args.run / "run.yaml")
+    config.setdefault("evaluation", {})["split"] = args.split
     if args.data is not None:
         config["data"]["root"] = str(args.data)
         config["data"]["layout"] = args.layout
@@ -242,7 +246,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(out / EVALUATION_FILE, yaml.safe_dump(
         {"run": str(args.run.resolve()), "data": str(root.resolve()),
-         "layout": config["data"].get("layout")}).encode())
+         "layout": config["data"].get("layout"), "split": args.split}).encode())
     overrides = {"loss": config["loss"], **(config.get("model_overrides") or {})}
     variants = build_variants(config["model"], config.get("companions") or [], overrides)
     models = {v.name: load_run(variant_folder(args.run, v.name)) for v in variants}

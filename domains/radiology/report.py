@@ -64,7 +64,8 @@ def markdown_report(results: Mapping[str, Any], summary: Mapping[str, Any],
     seconds = timing.get("training_seconds")
     lines = [f"# Radiology run: {config['model']}", "",
              f"Data: `{config['data'].get('root') or 'synthetic set (default)'}` "
-             f"(layout {config['data'].get('layout')}); held-out split: "
+             f"(layout {config['data'].get('layout')}); evaluated on the "
+             f"{(config.get('evaluation') or {}).get('split', 'test')} split: "
              f"{main['studies']} studies. Training wall time: "
              f"{fmt(round(seconds, 1)) if seconds is not None else '—'} s. "
              f"Loss: {config['loss'].get('type')}.", "",
