@@ -36,7 +36,7 @@ def detect_layout(root: str | Path) -> str:
         raise FileNotFoundError(f"{root}: archive folder not found")
     if (root / METADATA_NAME).is_file():
         return "folder"
-    if MimicCXR.find_table(root, "split") is not None:
+    if MimicCXR.is_archive(root):
         return "mimic-cxr"
     if CheXpert.find_root(root) is not None:
         return "chexpert"

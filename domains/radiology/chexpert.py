@@ -6,7 +6,8 @@ the CheXlocalize release, ``test.csv`` for the expert-labelled test set) with th
 to the folder *above* the dataset folder), ``Sex``, ``Age``, ``Frontal/Lateral``, ``AP/PA``
 and the 14 observations with 1 (positive), 0 (negative), -1 (uncertain) or blank (not
 mentioned). Splits: ``train`` = train.csv, ``val`` = valid.csv, ``test`` = test.csv
-(patient-disjoint by construction; checked). The uncertainty policies of the CheXpert
+(patient-disjoint by construction; checked). The layout facts are data:
+``datasets/radiology/chexpert.yaml``. The uncertainty policies of the CheXpert
 paper are the ``uncertainty`` option: ``U-Ones``, ``U-Zeros``, ``U-Ignore``.
 
 CheXpert has no report text, so a sample's caption is written from its labels
@@ -24,6 +25,7 @@ from pathlib import Path
 import pandas as pd
 
 from core.data import BadSampleLog
+from domains.radiology import cards
 from domains.radiology.study_dataset import (
     SPLITS,
     StudyDataset,
@@ -31,9 +33,10 @@ from domains.radiology.study_dataset import (
     opaque_key,
 )
 
+_CARD = cards.card("chexpert")
 #: Our split -> CheXpert's table.
-SPLIT_FILES = {"train": "train.csv", "val": "valid.csv", "test": "test.csv"}
-_PATIENT = re.compile(r"patient(\d+)")
+SPLIT_FILES: dict[str, str] = dict(_CARD["split_files"])
+_PATIENT = re.compile(_CARD["patient_pattern"])
 
 
 class CheXpert(StudyDataset):
@@ -57,7 +60,7 @@ class CheXpert(StudyDataset):
                  transforms: Callable | None = None, strict: bool = False,
                  preload: bool = False, bad_sample_log: BadSampleLog | None = None,
                  uncertainty: str | None = None,
-                 views: Sequence[str] | None = ("PA", "AP")) -> None:
+                 views: Sequence[str] | None = tuple(_CARD["frontal_views"])) -> None:
         super().__init__(transforms, strict, bad_sample_log, uncertainty)
         found = self.find_root(root)
         if found is None:
@@ -88,10 +91,11 @@ class CheXpert(StudyDataset):
     def find_root(root: str | Path) -> Path | None:
         """The CheXpert folder: ``root`` itself, or one ``CheXpert*`` folder below it."""
         root = Path(root)
-        if any((root / f).is_file() for f in ("train.csv", "valid.csv")):
+        tables = (SPLIT_FILES["train"], SPLIT_FILES["val"])
+        if any((root / f).is_file() for f in tables):
             return root
-        below = [d for d in sorted(root.glob("CheXpert*")) if d.is_dir() and
-                 any((d / f).is_file() for f in ("train.csv", "valid.csv"))]
+        below = [d for d in sorted(root.glob(_CARD["folder_glob"])) if d.is_dir() and
+                 any((d / f).is_file() for f in tables)]
         return below[0] if below else None
 
     def _base(self, first: str) -> Path:
@@ -137,9 +141,10 @@ def _patient(path: str) -> str:
 def _frontal(table: pd.DataFrame, views: Sequence[str]) -> pd.DataFrame:
     """Frontal images whose ``AP/PA`` is one of ``views`` (by file name without columns)."""
     wanted = {v.upper() for v in views}
-    if "Frontal/Lateral" in table.columns:
-        keep = table["Frontal/Lateral"].str.lower() == "frontal"
-        if "AP/PA" in table.columns:
-            keep &= table["AP/PA"].str.upper().isin(wanted) | (table["AP/PA"] == "")
+    view, position = _CARD["view_column"], _CARD["position_column"]
+    if view in table.columns:
+        keep = table[view].str.lower() == "frontal"
+        if position in table.columns:
+            keep &= table[position].str.upper().isin(wanted) | (table[position] == "")
         return table[keep]
     return table[table["Path"].str.contains("frontal", case=False)]

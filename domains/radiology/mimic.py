@@ -27,6 +27,7 @@ from pathlib import Path
 import pandas as pd
 
 from core.data import BadSampleLog
+from domains.radiology import cards
 from domains.radiology.study_dataset import (
     SPLITS,
     StudyDataset,
@@ -34,10 +35,11 @@ from domains.radiology.study_dataset import (
     opaque_key,
 )
 
-TABLE_PREFIX = "mimic-cxr-2.0.0-"
+_CARD = cards.card("mimic_cxr")
+TABLE_PREFIX: str = _CARD["table_prefix"]
 #: MIMIC's split names -> ours.
-SPLIT_NAMES = {"train": "train", "validate": "val", "test": "test"}
-FRONTAL_VIEWS = ("PA", "AP")
+SPLIT_NAMES: dict[str, str] = dict(_CARD["split_names"])
+FRONTAL_VIEWS: tuple[str, ...] = tuple(_CARD["frontal_views"])
 
 
 class MimicCXR(StudyDataset):
@@ -78,7 +80,7 @@ class MimicCXR(StudyDataset):
             table = table[table["split"] == split]
         if views is not None:
             table = self._keep_views(table, views)
-        chexpert_table = self.find_table(self.root, "chexpert")
+        chexpert_table = self.find_table(self.root, _CARD["tables"]["labels"])
         if labels == "chexpert" and chexpert_table is None:
             raise FileNotFoundError(f"{self.root}: no {TABLE_PREFIX}chexpert.csv(.gz)")
         if labels != "report" and chexpert_table is not None:
@@ -91,6 +93,11 @@ class MimicCXR(StudyDataset):
         if preload:
             self._preload()
 
+    @classmethod
+    def is_archive(cls, root: str | Path) -> bool:
+        """Whether ``root`` holds MIMIC's split table (what :func:`detect_layout` asks)."""
+        return cls.find_table(root, _CARD["tables"]["split"]) is not None
+
     @staticmethod
     def find_table(root: str | Path, name: str) -> Path | None:
         """``mimic-cxr-2.0.0-<name>.csv.gz`` or ``.csv`` in ``root`` (None when absent)."""
@@ -101,7 +108,7 @@ class MimicCXR(StudyDataset):
         return None
 
     def _split_table(self) -> pd.DataFrame:
-        path = self.find_table(self.root, "split")
+        path = self.find_table(self.root, _CARD["tables"]["split"])
         if path is None:
             raise FileNotFoundError(f"{self.root}: no {TABLE_PREFIX}split.csv(.gz)")
         table = _read_table(path)
@@ -116,7 +123,7 @@ class MimicCXR(StudyDataset):
         return table
 
     def _keep_views(self, table: pd.DataFrame, views: Sequence[str]) -> pd.DataFrame:
-        path = self.find_table(self.root, "metadata")
+        path = self.find_table(self.root, _CARD["tables"]["metadata"])
         if path is None:
             raise FileNotFoundError(f"{self.root}: no {TABLE_PREFIX}metadata.csv(.gz) to "
                                     f"select {list(views)} views (pass views=None for all)")
