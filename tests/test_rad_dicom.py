@@ -345,6 +345,16 @@ def test_dataset_strict_raises(broken_folder: Path) -> None:
         StudyFolder(broken_folder, split="train", strict=True, preload=True)
 
 
+def test_radiograph_error_pickles_and_takes_one_message() -> None:
+    import pickle
+
+    error = pickle.loads(pickle.dumps(RadiographError("a/b.dcm", "truncated file")))
+    assert (error.path, error.reason, str(error)) == ("a/b.dcm", "truncated file",
+                                                      "a/b.dcm: truncated file")
+    whole = RadiographError("a/b.dcm: truncated file")       # how core.data re-raises
+    assert (whole.path, whole.reason) == ("a/b.dcm", "truncated file")
+
+
 def test_written_dicom_has_explicit_little_endian(tmp_path: Path, density: np.ndarray) -> None:
     write_dicom(tmp_path / "x.dcm", dicom_dataset(density))
     assert pydicom.dcmread(tmp_path / "x.dcm").file_meta.TransferSyntaxUID == \

@@ -17,6 +17,7 @@ import math
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -26,6 +27,7 @@ from core.data import BadSampleLog
 from domains.radiology import cards
 from domains.radiology.archives import LAYOUTS, detect_layout, open_dataset
 from domains.radiology.chexpert import CheXpert
+from domains.radiology.image_io import RadiographError
 from domains.radiology.mimic import MimicCXR
 from domains.radiology.study_dataset import label_caption
 from domains.radiology.study_folder import StudyFolder
@@ -215,6 +217,36 @@ def test_mimic_strict_names_the_sample_not_the_patient() -> None:
         _all(dataset)
     assert str(caught.value).startswith("mimic-cxr/")
     assert all(s not in str(caught.value) for s in MIMIC_SUBJECTS)
+
+
+def test_mimic_cxr_dicom_images(tmp_path: Path) -> None:
+    """MIMIC-CXR (DICOM) has the same layout with .dcm files: read through image_io."""
+    import sys
+
+    sys.path.insert(0, str(DATA))
+    from phantoms import dicom_dataset, phantom, write_dicom
+
+    root = tmp_path / "mimic-dcm"
+    shutil.copytree(MIMIC, root)
+    seeds = {}
+    for seed, jpg in enumerate(sorted(root.glob("files/*/*/*/*.jpg"))):
+        ds = dicom_dataset(phantom(seed), monochrome1=seed % 2 == 1, uid_seed=seed)
+        write_dicom(jpg.with_suffix(".dcm"), ds, rle=seed % 3 == 0)
+        jpg.unlink()
+        seeds[jpg.stem] = seed
+    train = open_dataset(root, "train")
+    assert len(train) == 5 and all(p.endswith(".dcm") for p in train.metadata["path"])
+    read = 0
+    for index in range(len(train)):
+        try:
+            image = train.read_sample(index)["image"]                  # (1, 40, 32)
+        except RadiographError as error:
+            assert error.reason == "report file missing"
+            continue
+        density = phantom(seeds[train.real_path(index).stem])
+        assert np.corrcoef(image.numpy().ravel(), density.ravel())[0, 1] > 0.99  # bright = dense
+        read += 1
+    assert read == 4
 
 
 # -- CheXpert --------------------------------------------------------------------------------
