@@ -10,6 +10,7 @@ VOI LUT sequences, BitsStored with junk high bits, multi-frame and colour refusa
 
 from __future__ import annotations
 
+import logging
 import math
 import shutil
 import sys
@@ -343,6 +344,14 @@ def test_dataset_strict_raises(broken_folder: Path) -> None:
     (broken_folder / "images" / "S102.dcm").unlink()
     with pytest.raises(RadiographError, match=r"images/S102\.dcm: cannot open"):
         StudyFolder(broken_folder, split="train", strict=True, preload=True)
+
+
+def test_pydicom_log_records_carry_no_element_values(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.DEBUG, logger="pydicom"):
+        read_radiograph(get_testdata_file("CT_small.dcm"))     # debug records name the file
+        logging.getLogger("pydicom").warning("Invalid value for VR PN: 'Doe^Jane'")
+    assert "Invalid value for VR PN" in caplog.text and "Doe" not in caplog.text
+    assert "CT_small" not in caplog.text
 
 
 def test_radiograph_error_pickles_and_takes_one_message() -> None:

@@ -22,6 +22,10 @@ module runs it with pydicom's own helpers (``pydicom.pixels``):
    restates the photometric interpretation, so applying both would invert twice. A
    MONOCHROME2 image whose shape is INVERSE is inverted.
 
+Element values in pydicom's own log records (validation warnings quote them, and they can
+be patient names) are blanked by a filter on the ``pydicom`` logger, so no log file of a
+run holds them.
+
 Refused with :class:`RadiographError` (naming the file and the reason): files that are not
 DICOM/PNG/JPEG, truncated or damaged files, objects that are not images (no Pixel Data,
 or a SOP class such as a structured report, RT plan/dose, waveform or segmentation),
@@ -39,6 +43,8 @@ apply downstream on the (1, H, W) tensors this module's arrays become.
 
 from __future__ import annotations
 
+import logging
+import re
 import warnings
 from pathlib import Path
 
@@ -51,6 +57,27 @@ from pydicom.pixels import apply_modality_lut, apply_voi_lut, get_decoder
 from pydicom.uid import UID
 
 from core.data import SampleError
+
+
+class _RedactValues(logging.Filter):
+    """Blank quoted element values in pydicom's log records ("Invalid value for VR PN: '...'").
+
+    pydicom logs every validation warning with the offending value, which may be a patient
+    name or id; run folders keep log files, so the values are replaced before any handler
+    sees them (the warning text itself stays).
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = _QUOTED.sub("'<value>'", message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        return True
+
+
+_QUOTED = re.compile(r"'[^'\n]*'|\"[^\"\n]*\"")
+if not any(isinstance(f, _RedactValues) for f in logging.getLogger("pydicom").filters):
+    logging.getLogger("pydicom").addFilter(_RedactValues())
 
 #: Photometric interpretations of a grey-scale radiograph.
 MONOCHROME = ("MONOCHROME1", "MONOCHROME2")
