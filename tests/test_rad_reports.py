@@ -126,6 +126,16 @@ CASES: list[tuple[str, dict[str, float]]] = [
 ]
 
 
+#: Cases added after the table, from reading the labeller's output on MIMIC-style sentences.
+LATER_CASES: list[tuple[str, dict[str, float]]] = [
+    ("IMPRESSION: No focal consolidation to suggest pneumonia.", {CO: N, PN: N, NF: P}),
+    ("IMPRESSION: Retrocardiac opacity may reflect atelectasis, though infection cannot be "
+     "excluded.", {LO: P, AT: U, PN: U}),
+    ("IMPRESSION: Left pleural effusion has increased. The left chest tube has been removed.",
+     {PE: P, SD: N}),
+]
+
+
 def _expected(labels: dict[str, float]) -> dict[str, float]:
     return {f: labels.get(f, math.nan) for f in cards.findings()}
 
@@ -149,6 +159,11 @@ def test_label_report(report: str, labels: dict[str, float]) -> None:
     want = _expected(labels)
     wrong = {f: (got[f], want[f]) for f in want if not _same(got[f], want[f])}
     assert not wrong, f"(got, expected): {wrong}"
+
+
+@pytest.mark.parametrize(("report", "labels"), LATER_CASES)
+def test_label_report_later_cases(report: str, labels: dict[str, float]) -> None:
+    test_label_report(report, labels)
 
 
 @pytest.mark.parametrize("report", ["", "   \n ", "FINDINGS:\nIMPRESSION:", "IMPRESSION:  \n"])

@@ -136,7 +136,8 @@ def report_caption(text: str) -> str:
 _PSEUDO = re.compile(
     r"\b(?:no (?:significant |substantial |appreciable |definite |interval |overall )?"
     r"(?:change|increase|decrease|difference|worsening|improvement)|not only|"
-    r"no longer (?:requires|needed)|without (?:significant |interval )?change)\b")
+    r"no longer (?:requires|needed)|without (?:significant |interval )?change|"
+    r"to suggest|to indicate)\b")  # "no consolidation to suggest pneumonia": the "no" governs
 _PRE_NEG = re.compile(
     r"\b(?:no|not|without|negative for|free of|clear of|absence of|absent|resolution of|"
     r"resolved|removal of|removed|rules? out|ruled out|nor|neither|never|lack of|"
