@@ -348,3 +348,60 @@ def test_float_reflectance_files_are_taken_as_they_are(tmp_path: Path) -> None:
     np.testing.assert_array_equal(data, rho)
     assert info.as_reflectance and info.offset is None
     assert info.notes == ["S2 values taken as reflectance (float, all below 3)"]
+
+
+# ------------------------------------------------------------------ classifier, index, search
+
+
+def test_classifier_surfaces_what_the_input_check_saw(rs_run: Path) -> None:
+    from domains.remote_sensing import LandCoverClassifier
+
+    clf = LandCoverClassifier.from_run(rs_run)
+    with pytest.warns(inputs.AssumedBandOrderWarning, match="s2_undescribed.tif: .*assumed "
+                      "Sentinel-2 order B01"):
+        probs = clf.predict([REAL / "s2_undescribed.tif", REAL / "s1_db.tif"])
+    assert list(probs.zero_shot.sensors) == ["s2", "s1"]
+    assert probs.zero_shot.input_notes.iloc[0].startswith("band order assumed (B01, B02")
+    assert probs.zero_shot.input_notes.iloc[1] == ""
+    with pytest.warns(inputs.S1UnitsConvertedWarning, match="s1_amplitude.tif"):
+        amplitude = clf.predict(REAL / "s1_amplitude.tif")
+    assert amplitude.zero_shot.input_notes.iloc[0] == "S1 amplitude converted to dB"
+    np.testing.assert_allclose(amplitude.to_numpy(), probs.iloc[[1]].to_numpy(), atol=1e-4)
+    for name in ("landsat_sr.tif", "landsat_12.tif", "rgb_photo.tif", "single_band.tif"):
+        with pytest.raises(SensorMismatchError, match=rf"{name.replace('.', '[.]')}: "):
+            clf.predict(REAL / name)
+    with pytest.raises(SceneError, match=r"s1_slc\.tif: complex-valued"):
+        clf.predict(REAL / "s1_slc.tif")
+    old, new = clf.predict([REAL / "s2_l2a_2021.tif", REAL / "s2_l2a_2023.tif"]).to_numpy()
+    np.testing.assert_allclose(old, new, atol=1e-5)  # same surface, same answer
+
+
+def test_index_build_and_search_report_the_input_notes(rs_run: Path, tmp_path: Path) -> None:
+    from domains.remote_sensing import SceneIndex, index
+
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    rows = []
+    for name, sensor in (("s2_l2a_2021.tif", "s2"), ("s2_undescribed.tif", "s2"),
+                         ("landsat_12.tif", "s2"), ("s1_db.tif", "s1"),
+                         ("s1_power.tif", "s1"), ("s1_vh_first.tif", "s1")):
+        shutil.copy(REAL / name, archive / name)
+        rows.append(f"{name},{name[:-4]},trees,{sensor},15.0,45.0")
+    (archive / "metadata.csv").write_text("path,id,caption,sensor,lon,lat\n"
+                                          + "\n".join(rows) + "\n")
+    summary = index.build_index(archive, rs_run, tmp_path / "idx", layout="folder",
+                                progress=False)
+    assert summary.scenes == {"s2": 2, "s1": 3}
+    assert [Path(p).name for p, _ in summary.bad_samples] == ["landsat_12.tif"]
+    assert "LANDSAT_9" in summary.bad_samples[0][1]
+    assumed = f"band order assumed ({', '.join(cards.s2_bands('L1C'))})"
+    assert summary.input_notes == {
+        assumed: 1, "S1 linear power converted to dB": 1,
+        "S1 channels swapped to VV, VH": 1, "band order assumed (VV, VH)": 1}
+    scenes = SceneIndex.load(tmp_path / "idx")
+    assert scenes.info["input_notes"] == summary.input_notes
+    results = scenes.search("trees", k=5)
+    notes = dict(zip(results["id"], results["input_notes"], strict=True))
+    assert notes["s2_undescribed"] == assumed and notes["s2_l2a_2021"] == ""
+    assert notes["s1_power"] == "S1 linear power converted to dB"
+    assert notes["s1_vh_first"] == "S1 channels swapped to VV, VH; band order assumed (VV, VH)"

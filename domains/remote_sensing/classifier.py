@@ -214,6 +214,44 @@ class LandCoverClassifier:
     def _embed(self, scenes: Scene | Sequence[Scene], sensor: str | Sequence[str] | None,
                batch_size: int | None) -> tuple[torch.Tensor, list[str], list[str], list[str]]:
         """:meth:`embed`, plus each scene's input notes."""
+        items = _scene_list(scenes)
+        sensors_in = [sensor] * len(items) if sensor is None or isinstance(sensor, str) \
+            else list(sensor)
+        if len(sensors_in) != len(items):
+            raise ValueError(f"{len(sensors_in)} sensors given for {len(items)} scenes")
+        sensors = [self._path_sensor(src, s) if isinstance(src, Path)
+                   else self._array_sensor(name, src, s)
+                   for (name, src), s in zip(items, sensors_in, strict=True)]
+        size = batch_size or self.batch_size
+        embeddings = torch.zeros(len(items), self.run.model.embed_dim)  # (N, D)
+        notes = [""] * len(items)
+        for group in dict.fromkeys(sensors):
+            positions = [i for i, s in enumerate(sensors) if s == group]
+            for start in range(0, len(positions), size):
+                chunk = positions[start:start + size]
+                images = []
+                for i in chunk:
+                    image, info = self._raw(*items[i], group)
+                    notes[i] = "; ".join(info.notes)
+                    images.append(self.run.normalise(group, image, info.level))
+                embeddings[chunk] = self.run.embed_images(group, images, size)  # (n, D)
+        return embeddings, [name for name, _ in items], sensors, notes
+
+    def embed(self, scenes: Scene | Sequence[Scene], sensor: str | Sequence[str] | None = None,
+              batch_size: int | None = None) -> tuple[torch.Tensor, list[str], list[str]]:
+        """Embed scenes (grouped per sensor, read in chunks, tiled when large).
+
+        Args:
+            scenes: GeoTIFF paths, (C, H, W) or (N, C, H, W) arrays/tensors (S2 reflectance,
+                or digital numbers converted with offset 0; in the model's band order or a
+                full 13/12-band scene; S1 σ0 in dB, linear power or amplitude; NaN where
+                nodata), or a list of them. Everything goes through the shared input check.
+            sensor: ``"s2"``/``"s1"`` for all scenes, one per scene, or ``None``: detected.
+            batch_size: Scenes per chunk and tiles per forward pass.
+
+        Returns:
+            (N, D) normalised embeddings, the scene names, the scene sensors (input order).
+        """
         embeddings, names, sensors, _ = self._embed(scenes, sensor, batch_size)
         return embeddings, names, sensors
 
