@@ -19,8 +19,8 @@ from domains.radiology.mimic import MimicCXR
 from domains.radiology.study_dataset import StudyDataset
 from domains.radiology.study_folder import METADATA_NAME, StudyFolder
 
-#: Layout name -> loader class.
-LAYOUTS: dict[str, type[StudyDataset]] = {
+#: Layout name -> loader class (each takes ``root, split=..., transforms=..., strict=...``).
+LAYOUTS: dict[str, type[StudyFolder] | type[MimicCXR] | type[CheXpert]] = {
     "folder": StudyFolder, "mimic-cxr": MimicCXR, "chexpert": CheXpert,
 }
 

@@ -85,7 +85,7 @@ def check_patient_splits(patient_keys: Sequence[str], splits: Sequence[str],
                          f"splits must be patient-level (no patient in two splits)")
 
 
-def label_caption(labels: Sequence[float]) -> str:
+def label_caption(labels: Sequence[float] | np.ndarray) -> str:
     """A caption written from CheXpert labels, for archives without report text.
 
     Args:
