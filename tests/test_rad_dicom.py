@@ -304,28 +304,38 @@ def test_bad_png_jpeg_refused(density: np.ndarray, tmp_path: Path) -> None:
 
 @pytest.fixture()
 def broken_folder(tmp_path: Path) -> Path:
-    """The folder fixture with a truncated DICOM, a 16-bit PNG and a header-only report."""
+    """The folder fixture with a truncated DICOM, a 16-bit PNG, a header-only report, a DICOM
+    without pixel data (val) and a structured report's SOP class (test)."""
     root = tmp_path / "archive"
     shutil.copytree(DATA / "folder", root)
     data = (root / "images" / "S102.dcm").read_bytes()
     (root / "images" / "S102.dcm").write_bytes(data[:len(data) // 2])
     Image.fromarray(np.full((40, 32), 30000, dtype=np.uint16)).save(root / "images" / "S103.png")
     (root / "reports" / "S104.txt").write_text("FINDINGS:\n\nIMPRESSION:\n")
+    empty = dicom_dataset(phantom(5))
+    del empty.PixelData
+    empty.save_as(root / "images" / "S105.dcm", enforce_file_format=True)
+    report = dicom_dataset(phantom(6))   # a DICOM file behind a .jpg name: read by its preamble
+    report.SOPClassUID = report.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.88.33"
+    report.save_as(root / "images" / "S106.jpg", enforce_file_format=True)
     return root
 
 
 def test_dataset_skips_and_counts_bad_samples(broken_folder: Path) -> None:
-    dataset = StudyFolder(broken_folder, split="train")
-    assert len(dataset) == 4
+    dataset = StudyFolder(broken_folder, split=None)
+    assert len(dataset) == 7
     samples = [dataset[i] for i in range(len(dataset))]
-    assert all(s["path"] == "images/S101.dcm" for s in samples)      # the one good study
+    assert {s["path"] for s in samples} == {"images/S101.dcm", "images/S107.png"}  # good ones
     problems = dict(dataset.bad_samples)
-    assert len(problems) == 3
+    assert len(problems) == 5
     assert "truncated" in problems["images/S102.dcm"]
     assert "16-bit" in problems["images/S103.png"]
+    assert "no Pixel Data" in problems["images/S105.dcm"]
+    assert "SOP class Comprehensive SR Storage" in problems["images/S106.jpg"]
     opaque = next(p for p in problems if p.startswith("folder/"))   # P003/S104.jpg
     assert "empty or header-only report" in problems[opaque]
     assert all("P003" not in p and "P003" not in m for p, m in problems.items())
+    assert all(m.startswith(p + ": ") for p, m in problems.items())   # each names its file
 
 
 def test_dataset_preload_drops_bad_samples(broken_folder: Path) -> None:
