@@ -194,6 +194,12 @@ def test_sections_header_alone_on_its_line_and_conclusion() -> None:
                                     "impression": "Left effusion."}
 
 
+@pytest.mark.parametrize("header", ["FINDINGS AND IMPRESSION:", "Findings/Impression:"])
+def test_sections_combined_header_is_the_impression(header: str) -> None:
+    text = f"INDICATION: Fever.\n{header} No pneumonia."
+    assert split_sections(text) == {"findings": "", "impression": "No pneumonia."}
+
+
 def test_sections_inline_headers() -> None:
     text = "Comparison: ___. Findings: No pneumothorax. Impression: Normal."
     assert split_sections(text) == {"findings": "No pneumothorax.", "impression": "Normal."}

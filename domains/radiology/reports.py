@@ -45,6 +45,8 @@ _HEADERS: dict[str, str | None] = {
     "findings": "findings", "finding": "findings",
     "impression": "impression", "impressions": "impression", "conclusion": "impression",
     "conclusions": "impression", "opinion": "impression", "summary": "impression",
+    "findings and impression": "impression", "findings/impression": "impression",
+    "findings and impressions": "impression", "impression and recommendations": "impression",
     "indication": None, "indications": None, "history": None, "clinical history": None,
     "clinical information": None, "reason for exam": None, "reason for examination": None,
     "comparison": None, "comparisons": None, "technique": None, "examination": None,
