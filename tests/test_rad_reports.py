@@ -133,6 +133,11 @@ LATER_CASES: list[tuple[str, dict[str, float]]] = [
      "excluded.", {LO: P, AT: U, PN: U}),
     ("IMPRESSION: Left pleural effusion has increased. The left chest tube has been removed.",
      {PE: P, SD: N}),
+    # conventions of the CheXpert labeller's patterns, read after the table was written
+    ("IMPRESSION: Small left effusion or pleural thickening.", {PE: U, PO: U}),
+    ("IMPRESSION: A right effusion is not well visualized.", {PE: U}),
+    ("IMPRESSION: Basilar opacity worrisome for pneumonia.", {LO: P, PN: U}),
+    ("IMPRESSION: No effusion or pneumothorax.", {PE: N, PX: N, NF: P}),
 ]
 
 

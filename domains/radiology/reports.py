@@ -22,7 +22,9 @@ reference tools do:
   "resolved", "is not seen", ...) is in its scope. Scope before a mention runs back to
   the start of the clause (boundaries: ".", ";", "but", "however", "although", "there is",
   a comma that opens a new positive statement); scope after a mention runs to the next
-  comma or boundary. Pseudo-negations ("no change in", "no increase") are not cues.
+  comma or boundary. Pseudo-negations ("no change in", "no increase") are not cues; two
+  findings offered as alternatives ("atelectasis or pneumonia") without a negation are
+  uncertain, as in the CheXpert labeller.
   Mentions are aggregated over the report as CheXpert does (positive > uncertain >
   negative), and "No Finding" is positive when nothing but Support Devices is positive
   or uncertain.
@@ -150,13 +152,17 @@ _PRE_UNC = re.compile(
     r"suggests|suggesting|suggest|concerning for|concern for|suspicious for|suspected|"
     r"suspect|versus|vs\.?|borderline|equivocal|indeterminate|presumed|perhaps|"
     r"differential (?:diagnosis )?includes|difficult to exclude|not excluded|"
-    r"cannot be excluded|is not excluded|either)\b")
+    r"cannot be excluded|is not excluded|either|secondary to|worrisome for|suspicion (?:for|of)|"
+    r"suggestion of|favor|favored|consider|considered|maybe|presumably|obscuring|obscured|"
+    r"correlate clinically for|clinical correlation for)\b")
 _POST_UNC = re.compile(
     r"\b(?:cannot be (?:entirely |completely )?(?:excluded|ruled out)|"
     r"can not be (?:entirely |completely )?(?:excluded|ruled out)|not (?:be )?excluded|"
     r"not ruled out|(?:is|are) (?:possible|suspected|questioned|likely|probable|"
     r"not entirely excluded)|may (?:be|have been) (?:present|seen|noted|developing|"
-    r"forming|evolving)|versus|vs\.?|likely|suspected)\b|\?")
+    r"forming|evolving)|versus|vs\.?|likely|suspected|obscured|"
+    r"not well (?:seen|visualized|visualised|evaluated|assessed)|"
+    r"(?:poorly|incompletely) (?:evaluated|assessed|visualized))\b|\?")
 _POST_NEG = re.compile(
     r"\b(?:(?:is|are|was|were|has|have)?\s*(?:not|no longer)\s+(?:\w+\s+){0,2}?"
     r"(?:seen|identified|present|appreciated|evident|visualized|visualised|demonstrated|"
@@ -220,7 +226,10 @@ def _classify(clause: str, start: int, end: int) -> float:
     after = _PSEUDO.sub(lambda m: "#" * len(m.group()), after)
     post_unc = _POST_UNC.search(after) is not None
     post_neg = _POST_NEG.search(after) is not None
-    if pre == "unc" or post_unc:
+    # "X or Y" without a negation is an alternative, uncertain (CheXpert's convention)
+    alternative = re.search(r"\bor\s+(?:\w+\s+){0,2}$", before) is not None or \
+        re.match(r"\s*(?:and/)?or\b", after) is not None
+    if pre == "unc" or post_unc or (alternative and pre != "neg" and not post_neg):
         return -1.0
     if pre == "neg" or post_neg:
         return 0.0
