@@ -134,6 +134,38 @@ def test_folder_label_columns_win_over_the_labeller(tmp_path: Path) -> None:
     assert ones[2]["label"][_index("Cardiomegaly")] == 1.0
 
 
+def test_folder_rows_without_report_or_labels_are_bad(tmp_path: Path) -> None:
+    root = tmp_path / "sparse"
+    shutil.copytree(FOLDER, root)
+    table = pd.read_csv(root / "metadata.csv", dtype=str, keep_default_na=False)
+    table.loc[table["study_id"] == "S103", "report"] = ""
+    table["patient_id"] = ""                      # no patient ids: nothing to check
+    table.to_csv(root / "metadata.csv", index=False)
+    dataset = open_dataset(root, "train")
+    _all(dataset)
+    assert dict(dataset.bad_samples) == {
+        "images/S103.png": "images/S103.png: no report text and no labels"}
+    table["Cardiomegaly"] = ""                    # a label column, blank in that row
+    table.to_csv(root / "metadata.csv", index=False)
+    dataset = open_dataset(root, "train")
+    _all(dataset)
+    assert [p for p, _ in dataset.bad_samples] == ["images/S103.png"]
+    assert "every label blank" in dataset.bad_samples[0][1]
+
+
+def test_mimic_study_missing_from_the_label_table_is_labelled_from_its_report(
+        tmp_path: Path) -> None:
+    root = tmp_path / "mimic"
+    shutil.copytree(MIMIC, root)
+    labels = pd.read_csv(root / "mimic-cxr-2.0.0-chexpert.csv.gz", dtype=str)
+    with gzip.open(root / "mimic-cxr-2.0.0-chexpert.csv.gz", "wt") as handle:
+        labels[labels["study_id"] != "57375967"].to_csv(handle, index=False)
+    samples = {s["caption"].split(".")[0]: s for s in _all(open_dataset(root, "train"))}
+    pneumonia = samples["Left lower lobe pneumonia"]["label"]
+    assert pneumonia[_index("Pneumonia")] == 1.0 and pneumonia[_index("Lung Opacity")] == 1.0
+    assert math.isnan(float(pneumonia[_index("Pleural Effusion")]))  # the table said 0
+
+
 def test_folder_opaque_path_when_it_holds_the_patient_id() -> None:
     dataset = open_dataset(FOLDER, "train")
     paths = list(dataset.metadata["path"])

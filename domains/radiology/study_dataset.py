@@ -75,9 +75,11 @@ def check_patient_splits(patient_keys: Sequence[str], splits: Sequence[str],
         source: The table's name for the error.
 
     Raises:
-        ValueError: Counting the patients in several splits (never naming them).
+        ValueError: Counting the patients in several splits (never naming them). Rows
+            without a patient (blank) are not checked.
     """
-    frame = pd.DataFrame({"patient": list(patient_keys), "split": list(splits)}).dropna()
+    frame = pd.DataFrame({"patient": list(patient_keys), "split": list(splits)})
+    frame = frame[frame["patient"].notna() & (frame["patient"].astype(str).str.strip() != "")]
     counts = frame.groupby("patient")["split"].nunique()
     shared = int((counts > 1).sum())
     if shared:
@@ -167,13 +169,18 @@ class StudyDataset(SampleDataset):
         except RadiographError as error:  # re-worded: the real path may hold a patient id
             raise RadiographError(name, error.reason) from None
         text = self._report_text(row, name)
-        if self.label_columns:
+        # a row the label table does not hold (a merge left it NaN, not blank) is labelled
+        # from its report, as are archives without label columns
+        listed = [row.get(f) for f in self.label_columns]
+        if listed and not all(isinstance(v, float) and math.isnan(v) for v in listed):
             labels = np.array([_label_value(row.get(f)) for f in self.findings],
                               dtype=np.float32)
         elif text is not None:
             labels = np.array(list(label_report(text).values()), dtype=np.float32)
         else:
-            labels = np.full(len(self.findings), np.nan, dtype=np.float32)
+            raise RadiographError(name, "no report text and no labels")
+        if text is None and np.isnan(labels).all():
+            raise RadiographError(name, "no report text and every label blank")
         caption = report_caption(text) if text is not None else label_caption(labels)
         if not caption:
             raise RadiographError(name, "empty or header-only report (no findings or "
