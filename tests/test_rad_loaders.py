@@ -301,6 +301,13 @@ def test_chexpert_splits_views_and_captions() -> None:
     assert not keys["train"] & keys["val"]
 
 
+def test_chexpert_renamed_folder(tmp_path: Path) -> None:
+    """Path cells name "CheXpert-v1.0-small/..." whatever the copy's folder is called."""
+    shutil.copytree(CHEXPERT / "CheXpert-v1.0-small", tmp_path / "chexpert_copy")
+    dataset = open_dataset(tmp_path / "chexpert_copy", "val")
+    assert len(_all(dataset)) == 2 and not dataset.bad_samples
+
+
 @pytest.mark.parametrize(("policy", "expected"), [(None, -1.0), ("U-Ones", 1.0),
                                                   ("U-Zeros", 0.0), ("U-Ignore", math.nan)])
 def test_chexpert_uncertainty_policies(policy: str | None, expected: float) -> None:

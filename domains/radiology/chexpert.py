@@ -98,22 +98,23 @@ class CheXpert(StudyDataset):
                  any((d / f).is_file() for f in tables)]
         return below[0] if below else None
 
-    def _base(self, first: str) -> Path:
-        """The folder the ``Path`` column is relative to (above the dataset, or itself)."""
-        if (self.root.parent / first).is_file() or Path(first).parts[0] == self.root.name:
-            return self.root.parent
-        return self.root
+    def _file(self, relative: str) -> Path:
+        """The image of a ``Path`` cell: it starts with the dataset folder's name (whatever
+        the copy is called now, e.g. ``CheXpert-v1.0`` in a ``-small`` folder), or not."""
+        parts = Path(relative).parts
+        if parts and (parts[0] == self.root.name or parts[0].lower().startswith("chexpert")):
+            return self.root.joinpath(*parts[1:])
+        return self.root / relative
 
     def _rows(self, table: pd.DataFrame) -> pd.DataFrame:
         columns = ["file", "report_file", "path", "id", "split", "patient_key"]
         if table.empty:
             return pd.DataFrame(columns=columns)
-        base = self._base(str(table["Path"].iloc[0]))
         rows = []
         for record in table.to_dict("records"):
             relative = str(record["Path"])
             key = opaque_key(self.layout, relative)
-            row = {"file": str(base / relative), "report_file": "",
+            row = {"file": str(self._file(relative)), "report_file": "",
                    "path": f"{self.layout}/{key}{Path(relative).suffix}", "id": key,
                    "split": record["split"],
                    "patient_key": opaque_key("patient", record["patient"])}
