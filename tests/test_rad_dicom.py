@@ -152,6 +152,14 @@ def test_monochrome1_and_monochrome2_read_identical(density: np.ndarray, tmp_pat
     assert np.corrcoef(stored.ravel(), mono1.ravel())[0, 1] < -0.999   # inversion did work
 
 
+def test_presentation_lut_shape_inverse_on_monochrome2(density: np.ndarray,
+                                                      tmp_path: Path) -> None:
+    plain = _read(dicom_dataset(density), tmp_path, "identity.dcm")
+    inverse = dicom_dataset(density)
+    inverse.PresentationLUTShape = "INVERSE"
+    np.testing.assert_allclose(_read(inverse, tmp_path, "inverse.dcm"), 1.0 - plain, atol=1e-6)
+
+
 @pytest.mark.parametrize(("slope", "intercept", "window"),
                          [(1.0, 0.0, (1800.0, 2000.0)), (2.0, -100.0, (3000.0, 4001.0))])
 def test_monochrome1_and_2_identical_with_rescale_and_window(
