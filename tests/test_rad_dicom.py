@@ -104,6 +104,22 @@ def test_pydicom_files_refused_with_reason(name: str, reason: str) -> None:
     assert reason in caught.value.reason
 
 
+def test_missing_plugin_names_the_syntax(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without the decoder plug-ins (a bare pydicom) the error says which syntax and why."""
+    from types import SimpleNamespace
+
+    import domains.radiology.image_io as image_io
+
+    bare = SimpleNamespace(is_available=False, missing_dependencies=["pylibjpeg-openjpeg"])
+    monkeypatch.setattr(image_io, "get_decoder", lambda syntax: bare)
+    path = get_testdata_file("MR_small_jp2klossless.dcm")
+    with pytest.raises(RadiographError) as caught:
+        read_radiograph(path)
+    assert caught.value.reason == (
+        "cannot decode transfer syntax JPEG 2000 Image Compression (Lossless Only) "
+        "(1.2.840.10008.1.2.4.90): no installed plug-in (pylibjpeg-openjpeg)")
+
+
 @pytest.mark.filterwarnings("ignore::UserWarning")
 @pytest.mark.parametrize("name", MR_COPIES)
 def test_mr_copies_read_identical(name: str) -> None:
