@@ -138,6 +138,8 @@ LATER_CASES: list[tuple[str, dict[str, float]]] = [
     ("IMPRESSION: A right effusion is not well visualized.", {PE: U}),
     ("IMPRESSION: Basilar opacity worrisome for pneumonia.", {LO: P, PN: U}),
     ("IMPRESSION: No effusion or pneumothorax.", {PE: N, PX: N, NF: P}),
+    ("IMPRESSION: Right lower lobe pneumonia? No effusion.", {PN: U, PE: N}),
+    ("IMPRESSION: ? small left pneumothorax.", {PX: U}),
 ]
 
 

@@ -176,7 +176,7 @@ _BOUNDARY = re.compile(
     r"(?:is|are) (?:seen|present|noted|again seen))\b|[;:]|"
     r",\s*(?=(?:an?\s+|the\s+)?(?:small|moderate|large|mild|severe|left|right|bilateral|"
     r"persistent|stable|unchanged|increased|decreased|trace|minimal|there|new)\b)")
-_SENTENCE = re.compile(r"(?<!\bdr)(?<!\bvs)\.(?!\d)|[\n!?]|\s\d{1,2}\s*[.)](?!\d)")
+_SENTENCE = re.compile(r"(?<!\bdr)(?<!\bvs)\.(?!\d)|[\n!]|\s\d{1,2}\s*[.)](?!\d)")
 
 
 @cache
@@ -229,7 +229,9 @@ def _classify(clause: str, start: int, end: int) -> float:
     # "X or Y" without a negation is an alternative, uncertain (CheXpert's convention)
     alternative = re.search(r"\bor\s+(?:\w+\s+){0,2}$", before) is not None or \
         re.match(r"\s*(?:and/)?or\b", after) is not None
-    if pre == "unc" or post_unc or (alternative and pre != "neg" and not post_neg):
+    questioned = pre != "neg" and re.search(r"\?\s*(?:\w+\s+){0,2}$", before) is not None
+    if pre == "unc" or post_unc or questioned or \
+            (alternative and pre != "neg" and not post_neg):
         return -1.0
     if pre == "neg" or post_neg:
         return 0.0
