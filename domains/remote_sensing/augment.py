@@ -104,7 +104,7 @@ class RandomSpeckle(RandomTransform):
         seed: Seed of the transform's generator.
     """
 
-    def __init__(self, p: float = 0.5, looks: Sequence[float] = (1.5, 10.0),
+    def __init__(self, p: float = 0.8, looks: Sequence[float] = (1.0, 4.0),
                  seed: int = 0) -> None:
         super().__init__(seed)
         if not 0 < looks[0] <= looks[1]:
