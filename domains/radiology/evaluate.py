@@ -43,6 +43,7 @@ from domains.radiology.evaluation import (
 )
 from domains.radiology.report import headline, markdown_report, print_summary
 from domains.radiology.train import BAD_SAMPLE_LOG, data_root
+from domains.radiology.transforms import finding_sets as sets_of
 from domains.radiology.variants import Variant, build_variants
 
 EVALUATION_FILE = "evaluation.yaml"
@@ -128,7 +129,10 @@ def plot_retrieval_example(studies: EmbeddedStudies, path: Path, top: int = 3) -
     picture = (picture - picture.min()) / max(float(np.ptp(picture)), 1e-6)
     figure, axes = plt.subplots(1, top + 1, figsize=(3.2 * (top + 1), 3.6))
     axes[0].imshow(picture, cmap="gray")
-    axes[0].set_title("held-out radiograph", fontsize=8)
+    present = [f for f, is_set in zip(findings, sets_of(studies.labels[query:query + 1])[0],
+                                      strict=True) if is_set]
+    axes[0].set_title("held-out radiograph:\n" + textwrap.fill(", ".join(present), 40),
+                      fontsize=8)
     axes[0].axis("off")
     for rank, (axis, index) in enumerate(zip(axes[1:], order.tolist(), strict=False), 1):
         hit = bool(sets[query, index])

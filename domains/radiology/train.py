@@ -1,7 +1,7 @@
 """`python -m domains.radiology.train`: train a radiograph <-> report model, evaluate, write a run.
 
 With no arguments: generate (or reuse) the synthetic chest-radiograph set, train
-``cxr-tiny`` (a small ResNet on 112 px radiographs, MiniLM through the text bridge, soft
+``cxr-tiny`` (a small ResNet on 96 px radiographs, MiniLM through the text bridge, soft
 targets from the finding labels) on the CPU, evaluate zero-shot findings and retrieval on
 the held-out split and write ``runs/cxr-tiny/`` (weights, config, metrics, report,
 figures). ``--data`` trains on MIMIC-CXR, CheXpert or a study folder instead. The

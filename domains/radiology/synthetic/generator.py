@@ -53,7 +53,7 @@ from domains.radiology.synthetic.phantom import (
 from domains.radiology.synthetic.wording import write_report
 
 GENERATOR_NAME = "mosaic-vlm radiology synthetic"
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 #: All 14 CheXpert observations, in CheXpert's order (the metadata columns).
 CHEXPERT = ("No Finding", "Enlarged Cardiomediastinum", "Cardiomegaly", "Lung Opacity",
             "Lung Lesion", "Edema", "Consolidation", "Pneumonia", "Atelectasis", "Pneumothorax",

@@ -128,7 +128,7 @@ def write_report(findings: dict[str, dict[str, Any]], uncertain: set[str],
         lines.append(f"{header} {' '.join(body)}" if rng.random() < 0.5
                      else f"{header}\n{' '.join(body)}")
     lines.append("")
-    if rng.random() < 0.9 or style < 0.15:  # a report without FINDINGS keeps its IMPRESSION
+    if rng.random() < 0.9 or style < 0.15 or not body:  # never a report without any text
         header = "IMPRESSION:" if rng.random() < 0.8 else "Impression:"
         lines.append(f"{header}\n" + "\n".join(impression))
     if rng.random() < 0.15:
