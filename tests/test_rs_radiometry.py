@@ -244,7 +244,8 @@ def test_s1_files_in_power_and_amplitude_come_back_in_db() -> None:
         assert info.units == units and info.notes == [f"S1 {units} converted to dB"]
     with pytest.raises(SceneError, match=r"s1_slc\.tif: complex-valued .*SLC"):
         read_scene(REAL / "s1_slc.tif", "s1", ["VV", "VH"])
-    with pytest.warns(inputs.S1ChannelsSwappedWarning, match=r"s1_vh_first\.tif"):
+    with pytest.warns(inputs.S1ChannelsSwappedWarning, match=r"s1_vh_first\.tif"), \
+            pytest.warns(inputs.AssumedBandOrderWarning, match="assumed Sentinel-1 order VV"):
         swapped = read_scene(REAL / "s1_vh_first.tif", "s1", ["VV", "VH"])
     np.testing.assert_array_equal(swapped, reference)
 
@@ -326,7 +327,7 @@ def test_in_memory_arrays_are_masked_and_converted_as_files_are() -> None:
     np.testing.assert_allclose(reflectance, from_file, equal_nan=True)  # taken as is
     with pytest.raises(SceneError, match=r"array\[2\]: negative Sentinel-2 digital numbers"):
         read_array_info("array[2]", dn.astype(np.int32) - 5000, "s2", L2A)
-    power = read_scene(REAL / "s1_power.tif", "s1", ["VV", "VH"])  # already dB
+    power, _ = read_scene_info(REAL / "s1_power.tif", "s1", ["VV", "VH"])  # in dB
     amplitude = np.sqrt(10 ** (power / 10))
     db, info = read_array_info("array[3]", amplitude, "s1", ["VV", "VH"])
     assert info.units == "amplitude"
