@@ -375,6 +375,11 @@ def test_classifier_surfaces_what_the_input_check_saw(rs_run: Path) -> None:
         clf.predict(REAL / "s1_slc.tif")
     old, new = clf.predict([REAL / "s2_l2a_2021.tif", REAL / "s2_l2a_2023.tif"]).to_numpy()
     np.testing.assert_allclose(old, new, atol=1e-5)  # same surface, same answer
+    with rasterio.open(REAL / "s2_l2a_2023.tif") as src:
+        dn = src.read()  # (12, H, W) DN = 10000 rho + 1000: an array carries no metadata
+    from_array = clf.predict(dn, offset=-1000).to_numpy()[0]
+    np.testing.assert_allclose(from_array, new, atol=1e-5)
+    assert not np.allclose(clf.predict(dn).to_numpy()[0], new, atol=1e-3)  # +0.1 everywhere
 
 
 def test_index_build_and_search_report_the_input_notes(rs_run: Path, tmp_path: Path) -> None:

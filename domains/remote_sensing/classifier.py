@@ -198,21 +198,23 @@ class LandCoverClassifier:
         self._check_sensor(str(path), sensor)
         return sensor
 
-    def _raw(self, name: str, source: Path | np.ndarray, sensor: str) -> tuple[torch.Tensor,
-                                                                               SceneInfo]:
+    def _raw(self, name: str, source: Path | np.ndarray, sensor: str,
+             offset: float | None = None) -> tuple[torch.Tensor, SceneInfo]:
         """(C, H, W) scene in the model's band order through the shared input check."""
+        options = {"offset": offset} if sensor == "s2" else {}
         if isinstance(source, Path):
-            image, info = read_scene_info(source, sensor, self.run.bands[sensor])
+            image, info = read_scene_info(source, sensor, self.run.bands[sensor], **options)
         else:
+            own = len(source) == len(self.run.bands[sensor])
             image, info = read_array_info(name, source, sensor, self.run.bands[sensor],
-                                          level=None if len(source) != len(
-                                              self.run.bands[sensor]) else self.run.s2_level)
+                                          level=self.run.s2_level if own else None, **options)
         for warning in info.warnings:
             warnings.warn(warning, stacklevel=4)
         return torch.from_numpy(image), info
 
     def _embed(self, scenes: Scene | Sequence[Scene], sensor: str | Sequence[str] | None,
-               batch_size: int | None) -> tuple[torch.Tensor, list[str], list[str], list[str]]:
+               batch_size: int | None, offset: float | None = None
+               ) -> tuple[torch.Tensor, list[str], list[str], list[str]]:
         """:meth:`embed`, plus each scene's input notes."""
         items = _scene_list(scenes)
         sensors_in = [sensor] * len(items) if sensor is None or isinstance(sensor, str) \
@@ -231,14 +233,15 @@ class LandCoverClassifier:
                 chunk = positions[start:start + size]
                 images = []
                 for i in chunk:
-                    image, info = self._raw(*items[i], group)
+                    image, info = self._raw(*items[i], group, offset)
                     notes[i] = "; ".join(info.notes)
                     images.append(self.run.normalise(group, image, info.level))
                 embeddings[chunk] = self.run.embed_images(group, images, size)  # (n, D)
         return embeddings, [name for name, _ in items], sensors, notes
 
     def embed(self, scenes: Scene | Sequence[Scene], sensor: str | Sequence[str] | None = None,
-              batch_size: int | None = None) -> tuple[torch.Tensor, list[str], list[str]]:
+              batch_size: int | None = None,
+              offset: float | None = None) -> tuple[torch.Tensor, list[str], list[str]]:
         """Embed scenes (grouped per sensor, read in chunks, tiled when large).
 
         Args:
@@ -248,18 +251,21 @@ class LandCoverClassifier:
                 nodata), or a list of them. Everything goes through the shared input check.
             sensor: ``"s2"``/``"s1"`` for all scenes, one per scene, or ``None``: detected.
             batch_size: Scenes per chunk and tiles per forward pass.
+            offset: Sentinel-2 radiometric offset in DN, overriding what the scenes' metadata
+                or dates say (e.g. -1000 for digital-number arrays of products from baseline
+                04.00 on; arrays carry no metadata, so their default is 0).
 
         Returns:
             (N, D) normalised embeddings, the scene names, the scene sensors (input order).
         """
-        embeddings, names, sensors, _ = self._embed(scenes, sensor, batch_size)
+        embeddings, names, sensors, _ = self._embed(scenes, sensor, batch_size, offset)
         return embeddings, names, sensors
 
     def predict(self, scenes: Scene | Sequence[Scene], classes: Sequence[str] | None = None,
                 sensor: str | Sequence[str] | None = None,
                 templates: Sequence[str] | None = None,
                 synonyms: Mapping[str, Sequence[str]] | None = None, multi_label: bool = False,
-                batch_size: int | None = None) -> pd.DataFrame:
+                batch_size: int | None = None, offset: float | None = None) -> pd.DataFrame:
         """Class probabilities (or multi-label scores) per scene.
 
         Args:
@@ -273,6 +279,8 @@ class LandCoverClassifier:
                 not sum to one; rank scenes per class or threshold them (a threshold is
                 model-specific: pick it on labelled scenes).
             batch_size: Scenes per chunk and tiles per forward pass.
+            offset: Sentinel-2 radiometric offset, overriding the scenes' own (see
+                :meth:`embed`).
 
         Returns:
             One row per scene (index "scene": the path, or ``array[i]``), one column per
@@ -283,7 +291,8 @@ class LandCoverClassifier:
         classes = list(cards.land_cover_classes() if classes is None else classes)
         if not classes or len(set(classes)) != len(classes):
             raise ValueError(f"classes must be distinct names, at least one; got {classes}")
-        features, names, sensors, notes = self._embed(scenes, sensor, batch_size)  # (N, D)
+        features, names, sensors, notes = self._embed(scenes, sensor, batch_size,
+                                                      offset)  # (N, D)
         extra = default_synonyms(classes, {**self.synonyms, **(synonyms or {})})
         values = self.head.scores(features, classes, list(templates or self.templates), extra,
                                   multi_label)  # (N, C)
