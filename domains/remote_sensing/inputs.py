@@ -46,7 +46,6 @@ POST_2022_OFFSET = -1000.0
 QUANTIFICATION = 10000.0            # BOA/TOA quantification value
 REFLECTANCE_WARN = (-0.2, 2.0)      # outside this a value is not a plausible reflectance
 S1_VV_MARGIN_DB = 1.0               # VV/VH median difference needed to tell them apart
-LEVELS = ("L1C", "L2A")
 SENSOR_NAMES = {"s2": "Sentinel-2", "s1": "Sentinel-1"}
 
 OFFSET_KEYS = ("radiometric_offset", "boa_add_offset", "radio_add_offset", "add_offset")
