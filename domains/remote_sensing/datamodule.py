@@ -43,7 +43,9 @@ from domains.remote_sensing.transforms import AreaWeightedCaptions, normaliser
 #: "Speckle and clouds": 80 % of the S1 scenes get extra speckle of 1-4 looks (from the
 #: GRD's 4.4 down to an overall ENL of about 0.7-2.1), chosen over p 0.5 / 1.5-10 looks by
 #: the mean of default and single-look S1 zero-shot accuracy on the validation split;
-#: 30 % of the S2 scenes get a cloud covering 5-50 % (not tuned).
+#: 30 % of the S2 scenes get a cloud covering 5-50 % (no effect beyond noise measured on
+#: the synthetic archive, a third of whose scenes are cloudy already; kept for archives
+#: filtered to clear scenes, where a model would otherwise never see a cloud).
 DEFAULT_SPECKLE_AUGMENT = {"p": 0.8, "looks": [1.0, 4.0]}
 DEFAULT_CLOUD_AUGMENT = {"p": 0.3, "cover": [0.05, 0.5]}
 
