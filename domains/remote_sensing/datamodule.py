@@ -4,8 +4,9 @@
 ``max_size_cycle``); each batch is a TorchGeo-style dict: ``image`` (B, C, H, W)
 standardised, ``label`` (B, 12) multi-hot over the 9 Dynamic World classes + 3 crisis
 tags, ``caption`` (list of B str), ``coords`` (B, 2) as (lon, lat), ``sensor``, ``path``,
-``id``. The module owns normalisation (S2: / 10000 then per-band mean/std; S1 dB:
-VV -12.59/5.26, VH -20.26/5.91, see :func:`~domains.remote_sensing.transforms.normaliser`,
+``id``. The module owns normalisation (S2 reflectance, as the readers return it, standardised
+with the per-band mean/std of the sample's level, L1C or L2A; S1 dB: VV -12.59/5.26,
+VH -20.26/5.91, see :func:`~domains.remote_sensing.transforms.normaliser`,
 shared with inference) and augments training scenes: extra speckle on S1 and clouds with
 their shadows on S2 (:mod:`domains.remote_sensing.augment`, in physical units before
 normalisation; ``speckle_augment`` / ``cloud_augment``), then flips / 90-degree
