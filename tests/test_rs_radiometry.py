@@ -10,7 +10,7 @@ import pytest
 import rasterio
 import torch
 
-from domains.remote_sensing import cards, inputs
+from domains.remote_sensing import band_layout, cards, inputs
 from domains.remote_sensing.inputs import SceneError, SensorMismatchError
 from domains.remote_sensing.scene_folder import SceneFolder
 from domains.remote_sensing.scene_io import (
@@ -154,16 +154,17 @@ def test_order_s1_channels_from_the_data() -> None:
 def test_identify_bands_refuses_other_sensors(descriptions: list[str], tags: dict, count: int,
                                               found: str) -> None:
     with pytest.raises(SensorMismatchError, match=f"other.tif: .*{found}.*expected"):
-        inputs.identify_bands("other.tif", count, descriptions, tags)
+        band_layout.identify_bands("other.tif", count, descriptions, tags)
 
 
 def test_identify_bands_by_count_warns_with_the_order_assumed() -> None:
     with pytest.warns(inputs.AssumedBandOrderWarning) as record:
-        layout = inputs.identify_bands("plain.tif", 2, [], {})
+        layout = band_layout.identify_bands("plain.tif", 2, [], {})
     assert layout.sensor == "s1" and layout.assumed and layout.bands == ("VV", "VH")
     warning = record[0].message
     assert (warning.path, warning.sensor, warning.order) == ("plain.tif", "s1", ["VV", "VH"])
-    named = inputs.identify_bands("named.tif", 3, ["B4, central wavelength 665 nm", "B3", "B2"])
+    named = band_layout.identify_bands("named.tif", 3,
+                                       ["B4, central wavelength 665 nm", "B3", "B2"])
     assert named.bands == ("B04", "B03", "B02") and not named.assumed
 
 

@@ -29,7 +29,7 @@ import rasterio
 import torch
 
 from core.zero_shot import PromptClassifier
-from domains.remote_sensing import cards, inputs
+from domains.remote_sensing import band_layout, cards, inputs
 from domains.remote_sensing.inputs import SENSOR_NAMES
 from domains.remote_sensing.run_model import SceneRun
 from domains.remote_sensing.scene_io import (
@@ -164,7 +164,7 @@ class LandCoverClassifier:
                       tags: Mapping[str, Any] | None = None, dtype: str | None = None) -> str:
         """The sensor of a scene from its band descriptions and tags, else its band count.
 
-        Uses :func:`~domains.remote_sensing.inputs.identify_bands` (the datasets' check),
+        Uses :func:`~domains.remote_sensing.band_layout.identify_bands` (the datasets' check),
         accepting this model's own band lists by count as well.
 
         Raises:
@@ -172,7 +172,7 @@ class LandCoverClassifier:
         """
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", inputs.AssumedBandOrderWarning)  # warned on read
-            return inputs.identify_bands(name, count, descriptions, tags, dtype=dtype,
+            return band_layout.identify_bands(name, count, descriptions, tags, dtype=dtype,
                                          model_bands=self.run.bands).sensor
 
     def _check_sensor(self, name: str, sensor: str) -> None:

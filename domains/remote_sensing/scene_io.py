@@ -29,7 +29,7 @@ from shapely import affinity
 from shapely.geometry import MultiPolygon, Polygon, box
 from shapely.geometry.base import BaseGeometry
 
-from domains.remote_sensing import cards, inputs
+from domains.remote_sensing import band_layout, cards, inputs
 from domains.remote_sensing.inputs import SceneError, SensorMismatchError
 
 MIN_VALID_FRACTION = 0.5
@@ -76,7 +76,7 @@ class SceneInfo:
         return notes
 
 
-def _wanted_indices(path: Path, layout: inputs.BandLayout, bands: Sequence[str],
+def _wanted_indices(path: Path, layout: band_layout.BandLayout, bands: Sequence[str],
                     level: str | None) -> list[int | None]:
     """File band (0-based) of each wanted band; ``None`` for one an L2A product lacks (B10)."""
     names = list(layout.bands)
@@ -153,7 +153,7 @@ def read_scene_info(path: str | Path, sensor: str, bands: Sequence[str], *,
             file_tags = src.tags()
             tags = {**file_tags, **_present_items(metadata)}
             descriptions = tuple(src.descriptions)
-            layout = inputs.identify_bands(str(path), src.count, descriptions, file_tags,
+            layout = band_layout.identify_bands(str(path), src.count, descriptions, file_tags,
                                            sensor=sensor, dtype=src.dtypes[0],
                                            model_bands={sensor: list(bands)})
             raw = src.read()  # (C', H, W) native dtype
@@ -204,7 +204,7 @@ def read_scene_info(path: str | Path, sensor: str, bands: Sequence[str], *,
         info.swapped = any(isinstance(w.message, inputs.S1ChannelsSwappedWarning)
                            for w in caught)
         data, names = ordered, cards.s1_bands()
-    index = _wanted_indices(path, inputs.BandLayout("s1", tuple(names)), bands, None)
+    index = _wanted_indices(path, band_layout.BandLayout("s1", tuple(names)), bands, None)
     return np.ascontiguousarray(data[index]), info
 
 
