@@ -8,7 +8,8 @@ against (same data, same seed), each into its own folder of one run::
     RUN/checkpoints/<name>/   Lightning checkpoints (safetensors, resumable)
     RUN/logs/<name>/          metrics.csv (training curves)
 
-:func:`train_variant` is that loop body for any domain; the report helpers
+:func:`train_variant` is that loop body for any domain, :func:`train_run` the whole
+command around it (run folder, every variant, then rank 0 evaluates); the report helpers
 (:func:`metric`, :func:`relative_change`, :func:`markdown_table`, :func:`summary_table`)
 render figures and claims the same way in every domain's ``report.md`` and console
 summary. What this adds on top of Lightning: the folder layout, resumption from the last
@@ -20,19 +21,20 @@ from __future__ import annotations
 import logging
 import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
 import yaml
 from rich.console import Console
 from rich.table import Table
 
 from core.atomic import atomic_write_bytes
-from core.checkpoint import save_run, variant_folder
-from core.distributed import is_global_zero
+from core.checkpoint import load_run, save_run, variant_folder
+from core.distributed import is_global_zero, shutdown
 from core.lightning_io import (
     ResumableCSVLogger,
     SafetensorsCheckpointIO,
@@ -220,6 +222,54 @@ def _remove_run(out: Path, figures: Sequence[str]) -> None:
 
 
 # -- report and summary tables ------------------------------------------------------------------
+
+
+def train_run(config: dict[str, Any], *, resume: bool, overwrite: bool, command: str,
+              figures: Sequence[str], data_root: Callable[[dict[str, Any]], Path],
+              variants: Callable[[dict[str, Any]], Sequence[Any]],
+              train: Callable[[Any, dict[str, Any], Path, Path], tuple[Path, Any]],
+              evaluate: Callable[..., Any]) -> Path:
+    """A domain's training command after its config is resolved: train every variant, evaluate.
+
+    Prepares the run folder (:func:`prepare_run_folder`), trains each variant into it,
+    closes the DDP process group, and on rank 0 alone reloads the trained variants and
+    evaluates them. The data (``data_root``, perhaps generated) counts as training time.
+
+    Args:
+        config: The resolved run configuration (``out`` names the run folder).
+        resume: Whether ``--resume`` continues an interrupted run.
+        overwrite: Whether ``--overwrite`` may start a run folder over.
+        command: The entry point, as the run folder records it.
+        figures: The figures evaluation writes into the run folder.
+        data_root: The data folder of the run (from the config).
+        variants: The variants to train (from the config), main model first.
+        train: Trains one variant ``(variant, config, root, out)`` into the run folder;
+            returns its folder and model.
+        evaluate: ``evaluate(models, variants, config, root, out, training_seconds=...)``,
+            with the trained models by variant name.
+
+    Returns:
+        The run folder.
+    """
+    quiet_lightning()
+    out = Path(config["out"])
+    state = prepare_run_folder(out, config, resume=resume, overwrite=overwrite,
+                               figures=figures, command=command)
+    if state == "continue":
+        console.print(f"continuing the run in {out} (finished models are kept)")
+    torch.set_float32_matmul_precision("high")
+    started = time.perf_counter()
+    root = data_root(config)
+    chosen = variants(config)
+    folders = {v.name: train(v, config, root, out)[0] for v in chosen}
+    training_seconds = time.perf_counter() - started
+    zero = is_global_zero()
+    shutdown()  # DDP: every rank waits here, then the process group closes
+    if not zero:  # the other ranks only train; rank 0 evaluates alone
+        return out
+    models = {name: load_run(folder) for name, folder in folders.items()}
+    evaluate(models, chosen, config, root, out, training_seconds=training_seconds)
+    return out
 
 
 def metric(tree: Mapping[str, Any], *path: str) -> float | None:

@@ -10,17 +10,12 @@ training loop is :func:`core.runs.train_variant`; this module says what radiolog
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from core.checkpoint import load_run
 from core.cli import run_cli
-from core.distributed import is_global_zero, shutdown
 from core.model import ContrastiveModel
-from core.runs import console, prepare_run_folder, quiet_lightning
+from core.runs import train_run
 from core.runs import train_variant as train_model
 from domains.radiology.datamodule import StudyDataModule
 from domains.radiology.run_config import build_parser, resolve_run_config
@@ -83,33 +78,26 @@ def train_variant(variant: Variant, config: dict[str, Any], root: Path,
         title=f"{variant.config.name} on radiographs + reports")
 
 
+def variants_for(config: dict[str, Any]) -> list[Variant]:
+    """The run's variants (main model first), with the config's loss and model overrides."""
+    overrides = {"loss": config["loss"], **(config.get("model_overrides") or {})}
+    return build_variants(config["model"], config.get("companions") or [], overrides)
+
+
+def evaluate(*args: Any, **kwargs: Any) -> Any:
+    """:func:`domains.radiology.evaluate.evaluate_variants`, imported when first needed."""
+    from domains.radiology.evaluate import evaluate_variants
+
+    return evaluate_variants(*args, **kwargs)
+
+
 def main(argv: list[str] | None = None) -> Path:
     """Run the training entry point; return the run folder."""
     args = build_parser().parse_args(argv)
     config = resolve_run_config(args)
-    quiet_lightning()
-    out = Path(config["out"])
-    state = prepare_run_folder(out, config, resume=args.resume is not None,
-                               overwrite=args.overwrite, figures=FIGURES,
-                               command="domains.radiology.train")
-    if state == "continue":
-        console.print(f"continuing the run in {out} (finished models are kept)")
-    torch.set_float32_matmul_precision("high")
-    started = time.perf_counter()
-    root = data_root(config)
-    overrides = {"loss": config["loss"], **(config.get("model_overrides") or {})}
-    variants = build_variants(config["model"], config.get("companions") or [], overrides)
-    folders = {v.name: train_variant(v, config, root, out)[0] for v in variants}
-    training_seconds = time.perf_counter() - started
-    zero = is_global_zero()
-    shutdown()  # DDP: every rank waits here, then the process group closes
-    if not zero:  # the other ranks only train; rank 0 evaluates alone
-        return out
-    from domains.radiology.evaluate import evaluate_variants
-
-    models = {name: load_run(folder) for name, folder in folders.items()}
-    evaluate_variants(models, variants, config, root, out, training_seconds=training_seconds)
-    return out
+    return train_run(config, resume=args.resume is not None, overwrite=args.overwrite,
+                     command="domains.radiology.train", figures=FIGURES, data_root=data_root,
+                     variants=variants_for, train=train_variant, evaluate=evaluate)
 
 
 if __name__ == "__main__":

@@ -9,17 +9,15 @@ figures). ``--help`` lists every option. The training loop of each variant is
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from core.checkpoint import load_run
 from core.cli import run_cli
-from core.distributed import is_global_zero, shutdown
 from core.model import ContrastiveModel
-from core.runs import console, prepare_run_folder, quiet_lightning
+from core.runs import (
+    quiet_lightning,  # noqa: F401  (tests call train.quiet_lightning)
+    train_run,
+)
 from core.runs import train_variant as train_model
 from domains.remote_sensing.datamodule import CLOSPDataModule
 from domains.remote_sensing.run_config import build_parser, resolve_run_config
@@ -84,37 +82,37 @@ def train_variant(variant: Variant, config: dict[str, Any], root: Path,
         title=f"{variant.config.name} on {'+'.join(variant.sensors)}")
 
 
+def data_root(config: dict[str, Any]) -> Path:
+    """The run's archive folder (the default synthetic archive, generated once, if none)."""
+    root = config["data"].get("root")
+    if root:
+        return Path(root)
+    from domains.remote_sensing.synthetic import default_archive
+
+    return default_archive()
+
+
+def variants_for(config: dict[str, Any]) -> list[Variant]:
+    """The run's variants (main model first), with the config's loss."""
+    return build_variants(config["model"], config["companions"],
+                          overrides={"loss": config["loss"]})
+
+
+def evaluate(*args: Any, **kwargs: Any) -> Any:
+    """:func:`domains.remote_sensing.evaluate.evaluate_variants`, imported when first needed."""
+    from domains.remote_sensing.evaluate import evaluate_variants
+
+    return evaluate_variants(*args, **kwargs)
+
+
 def main(argv: list[str] | None = None) -> Path:
     """Run the training entry point; return the run folder."""
     args = build_parser().parse_args(argv)
     config = resolve_run_config(args)
-    quiet_lightning()
-    out = Path(config["out"])
-    state = prepare_run_folder(out, config, resume=args.resume is not None,
-                               overwrite=args.overwrite, figures=FIGURES,
-                               command="domains.remote_sensing.train")
-    if state == "continue":
-        console.print(f"continuing the run in {out} (finished models are kept)")
-    torch.set_float32_matmul_precision("high")
-    started = time.perf_counter()
-    root = Path(config["data"]["root"]) if config["data"].get("root") else None
-    if root is None:
-        from domains.remote_sensing.synthetic import default_archive
-
-        root = default_archive()
-    variants = build_variants(config["model"], config["companions"],
-                              overrides={"loss": config["loss"]})
-    folders = {v.name: train_variant(v, config, root, out)[0] for v in variants}
-    training_seconds = time.perf_counter() - started
-    zero = is_global_zero()
-    shutdown()  # DDP: every rank waits here, then the process group closes
-    if not zero:  # the other ranks only train; rank 0 evaluates alone
-        return out
-    from domains.remote_sensing.evaluate import evaluate_variants
-
-    models = {name: load_run(folder) for name, folder in folders.items()}
-    evaluate_variants(models, variants, config, root, out, training_seconds=training_seconds)
-    return out
+    return train_run(config, resume=args.resume is not None, overwrite=args.overwrite,
+                     command="domains.remote_sensing.train", figures=FIGURES,
+                     data_root=data_root, variants=variants_for, train=train_variant,
+                     evaluate=evaluate)
 
 
 if __name__ == "__main__":
