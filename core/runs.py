@@ -45,6 +45,8 @@ from core.training import ContrastiveTask
 
 console = Console()
 DONE_FILE = "trained.json"
+#: What marks a folder as a stand-alone evaluation's (see :func:`evaluation_folder`).
+EVALUATION_FILE = "evaluation.yaml"
 QUIET_WARNINGS = (".*LeafSpec.*", ".*module\\(s\\) in eval mode.*",  # frozen text tower
                   ".*smaller than the logging interval.*", ".*litlogger.*")
 
@@ -270,6 +272,31 @@ def train_run(config: dict[str, Any], *, resume: bool, overwrite: bool, command:
     models = {name: load_run(folder) for name, folder in folders.items()}
     evaluate(models, chosen, config, root, out, training_seconds=training_seconds)
     return out
+
+
+def evaluation_folder(run: Path, root: Path, out: Path | None) -> Path:
+    """Where a stand-alone evaluation writes: ``--out``, else ``RUN/eval/<data folder name>/``.
+
+    Args:
+        run: The run folder evaluated.
+        root: The data folder evaluated on.
+        out: The ``--out`` given, if any.
+
+    Returns:
+        The evaluation folder (not created).
+
+    Raises:
+        ValueError: ``out`` is the run folder itself, or a non-empty folder that is not an
+            earlier evaluation (nothing is written there).
+    """
+    folder = Path(out) if out is not None else Path(run) / "eval" / Path(root).name
+    if folder.resolve() == Path(run).resolve():
+        raise ValueError(f"{folder}: is the run folder; evaluation never overwrites the "
+                         f"training report (omit --out to write to {run}/eval/)")
+    if folder.is_dir() and any(folder.iterdir()) and not (folder / EVALUATION_FILE).is_file():
+        raise ValueError(f"{folder}: not empty and not an evaluation folder; pass an empty "
+                         f"or new --out")
+    return folder
 
 
 def metric(tree: Mapping[str, Any], *path: str) -> float | None:

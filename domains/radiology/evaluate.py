@@ -30,6 +30,7 @@ from core.data import BadSampleLog, collect_bad_samples
 from core.model import ContrastiveModel
 from core.plots import plot_training_curves, plt, read_metrics_csv
 from core.resources import load_yaml
+from core.runs import EVALUATION_FILE, evaluation_folder
 from core.zero_shot import PromptClassifier
 from domains.radiology import cards
 from domains.radiology.embed import EmbeddedStudies, embed_split
@@ -42,11 +43,9 @@ from domains.radiology.evaluation import (
     zero_shot_probabilities,
 )
 from domains.radiology.report import headline, markdown_report, print_summary
-from domains.radiology.train import BAD_SAMPLE_LOG, data_root
+from domains.radiology.train import BAD_SAMPLE_LOG, data_root, variants_for
 from domains.radiology.transforms import finding_sets as sets_of
-from domains.radiology.variants import Variant, build_variants
-
-EVALUATION_FILE = "evaluation.yaml"
+from domains.radiology.variants import Variant
 
 
 def evaluate_model(model: ContrastiveModel, studies: EmbeddedStudies, train_prevalence:
@@ -202,23 +201,6 @@ def evaluate_variants(models: dict[str, ContrastiveModel], variants: list[Varian
     return payload
 
 
-def evaluation_folder(run: Path, root: Path, out: Path | None) -> Path:
-    """Where a stand-alone evaluation writes: ``--out``, else ``RUN/eval/<data-folder-name>/``.
-
-    Raises:
-        ValueError: ``out`` is the run folder itself, or a non-empty folder that is not an
-            earlier evaluation (nothing is written there).
-    """
-    folder = Path(out) if out is not None else Path(run) / "eval" / Path(root).name
-    if folder.resolve() == Path(run).resolve():
-        raise ValueError(f"{folder}: is the run folder; evaluation never overwrites the "
-                         f"training report (omit --out to write to {run}/eval/)")
-    if folder.is_dir() and any(folder.iterdir()) and not (folder / EVALUATION_FILE).is_file():
-        raise ValueError(f"{folder}: not empty and not an evaluation folder; pass an empty "
-                         f"or new --out")
-    return folder
-
-
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Evaluate a run folder from the command line (into its own folder)."""
     parser = argparse.ArgumentParser(prog="python -m domains.radiology.evaluate",
@@ -251,8 +233,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     atomic_write_bytes(out / EVALUATION_FILE, yaml.safe_dump(
         {"run": str(args.run.resolve()), "data": str(root.resolve()),
          "layout": config["data"].get("layout"), "split": args.split}).encode())
-    overrides = {"loss": config["loss"], **(config.get("model_overrides") or {})}
-    variants = build_variants(config["model"], config.get("companions") or [], overrides)
+    variants = variants_for(config)
     models = {v.name: load_run(variant_folder(args.run, v.name)) for v in variants}
     return evaluate_variants(models, variants, config, root, out, run=args.run)
 

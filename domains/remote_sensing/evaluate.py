@@ -33,6 +33,7 @@ from core.plots import (
     read_metrics_csv,
 )
 from core.resources import load_yaml
+from core.runs import EVALUATION_FILE, evaluation_folder
 from domains.remote_sensing import cards
 from domains.remote_sensing.augment import SpeckleToLooks
 from domains.remote_sensing.embed import EmbeddedScenes, EvalData, embed_available, embed_scenes
@@ -46,8 +47,8 @@ from domains.remote_sensing.evaluation import (
 from domains.remote_sensing.render import render_scene
 from domains.remote_sensing.report import headline, markdown_report, print_summary
 from domains.remote_sensing.scene_io import SceneError
-from domains.remote_sensing.train import BAD_SAMPLE_LOG
-from domains.remote_sensing.variants import Variant, build_variants
+from domains.remote_sensing.train import BAD_SAMPLE_LOG, variants_for
+from domains.remote_sensing.variants import Variant
 
 GALLERY_QUERIES = ["water", "trees", "snow and ice", "built area", "flooded area"]
 
@@ -181,26 +182,6 @@ def evaluate_variants(models: dict[str, ContrastiveModel], variants: list[Varian
     return payload
 
 
-EVALUATION_FILE = "evaluation.yaml"
-
-
-def evaluation_folder(run: Path, root: Path, out: Path | None) -> Path:
-    """Where a stand-alone evaluation writes: ``--out``, else ``RUN/eval/<archive-name>/``.
-
-    Raises:
-        ValueError: ``out`` is the run folder itself, or a non-empty folder that is not an
-            earlier evaluation (nothing is written there).
-    """
-    folder = Path(out) if out is not None else Path(run) / "eval" / Path(root).name
-    if folder.resolve() == Path(run).resolve():
-        raise ValueError(f"{folder}: is the run folder; evaluation never overwrites the "
-                         f"training report (omit --out to write to {run}/eval/)")
-    if folder.is_dir() and any(folder.iterdir()) and not (folder / EVALUATION_FILE).is_file():
-        raise ValueError(f"{folder}: not empty and not an evaluation folder; pass an empty "
-                         f"or new --out")
-    return folder
-
-
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Evaluate a run folder from the command line (into its own folder)."""
     parser = argparse.ArgumentParser(prog="python -m domains.remote_sensing.evaluate",
@@ -225,8 +206,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     atomic_write_bytes(out / EVALUATION_FILE, yaml.safe_dump(
         {"run": str(args.run.resolve()), "archive": str(Path(root).resolve()),
          "layout": config["data"]["layout"]}).encode())
-    variants = build_variants(config["model"], config["companions"],
-                              overrides={"loss": config["loss"]})
+    variants = variants_for(config)
     models = {v.name: load_run(variant_folder(args.run, v.name)) for v in variants}
     return evaluate_variants(models, variants, config, Path(root), out, run=args.run)
 
