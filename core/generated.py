@@ -1,7 +1,8 @@
 """Folders a generator writes (synthetic data sets) without ever destroying data that is not ours.
 
-The rules every domain's synthetic generator follows (remote sensing's generator
-implements the same ones inline; radiology and pathology use this module):
+The rules every domain's synthetic generator follows (radiology and pathology use this
+module; remote sensing's generator uses its cached default, :func:`cached_generated`, and
+writes its archive with the same rules inline):
 
 - the output must be missing, empty, or — with ``overwrite`` — a complete folder written
   earlier by the same generator (recognised by its layout and a ``manifest.json`` naming
@@ -124,10 +125,21 @@ def write_generated(out: str | Path, build: Callable[[Path], Any], problem: Prob
 
 
 @contextmanager
-def exclusive_lock(path: Path) -> Iterator[None]:
-    """Hold an exclusive ``fcntl.flock`` on ``path`` (created if missing, never deleted)."""
+def exclusive_lock(path: Path, waiting: str | None = None) -> Iterator[None]:
+    """Hold an exclusive ``fcntl.flock`` on ``path`` (created if missing, never deleted).
+
+    Args:
+        path: The lock file.
+        waiting: Printed when another process holds the lock (None: wait silently).
+    """
     with open(path, "a+b") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if waiting is not None:
+                from rich.console import Console
+                Console().print(waiting)
+            fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
         finally:
@@ -145,7 +157,8 @@ def manifest_matches(folder: Path, settings: Mapping[str, Any]) -> bool:
 
 def cached_generated(folder: Path, settings: Mapping[str, Any],
                      generate: Callable[[Path], Path], problem: ProblemFn,
-                     stray: Callable[[Path], list[str]], generator: str) -> Path:
+                     stray: Callable[[Path], list[str]], generator: str, *,
+                     cache_name: str = "synthetic-data", announce_wait: bool = False) -> Path:
     """A cached generated set: reused while its manifest matches, else generated under a lock.
 
     Args:
@@ -155,6 +168,8 @@ def cached_generated(folder: Path, settings: Mapping[str, Any],
         problem: See :func:`check_destination`.
         stray: Entries of a folder outside the generator's layout.
         generator: The generator's name, for messages.
+        cache_name: What the cache is called in messages (``the <cache_name> cache``).
+        announce_wait: Print a line when another process is generating the set.
 
     Returns:
         ``folder``.
@@ -165,7 +180,8 @@ def cached_generated(folder: Path, settings: Mapping[str, Any],
     if manifest_matches(folder, settings):  # the manifest is written last: a match is complete
         return folder
     folder.parent.mkdir(parents=True, exist_ok=True)
-    with exclusive_lock(folder.parent / f"{folder.name}.lock"):
+    waiting = f"Waiting for another process writing {folder}" if announce_wait else None
+    with exclusive_lock(folder.parent / f"{folder.name}.lock", waiting):
         if manifest_matches(folder, settings):  # generated while we waited
             return folder
         for pattern in (f".{folder.name}.partial-*", f".{folder.name}.old-*"):
@@ -175,7 +191,7 @@ def cached_generated(folder: Path, settings: Mapping[str, Any],
         if (folder.exists() or folder.is_symlink()) and problem(folder) is not None:
             if folder.is_symlink() or not folder.is_dir() or stray(folder):
                 raise UnsafeOutputError(
-                    f"{folder} is in the synthetic-data cache but holds data not written by "
+                    f"{folder} is in the {cache_name} cache but holds data not written by "
                     f"{generator}; move it away (nothing was changed)")
             shutil.rmtree(folder)  # an incomplete set of ours, left by a crash
         return generate(folder)

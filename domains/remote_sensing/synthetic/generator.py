@@ -25,15 +25,12 @@ S1 and S2 scenes are unpaired (different places), except a smaller paired subset
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import shutil
 import time
 import uuid
-from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
@@ -42,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from core.atomic import atomic_replace_dir, atomic_write_bytes
+from core.generated import UnsafeOutputError, cached_generated
 from core.resources import cache_root
 from domains.remote_sensing import cards
 from domains.remote_sensing.synthetic.clouds import cloud_fractions
@@ -189,10 +187,6 @@ def _write_s2(rng: np.random.Generator, surface: np.ndarray, meta: dict[str, Any
         "cloud_shadow_fraction": shadow, "cloud_regime": sky.regime,
         "sun_zenith_deg": sky.sun_zenith_deg, "sun_azimuth_deg": sky.sun_azimuth_deg,
         "scl_path": scl_path}
-
-
-class UnsafeOutputError(ValueError):
-    """The output folder is refused: writing there could destroy data that is not ours."""
 
 
 def _stray_entries(folder: Path) -> list[str]:
@@ -405,56 +399,6 @@ def default_cache_dir() -> Path:
     return cache_root() / "synthetic"
 
 
-@contextmanager
-def _exclusive_lock(path: Path, progress: bool) -> Iterator[None]:
-    """Hold an exclusive ``fcntl.flock`` on ``path`` (created if missing, never deleted)."""
-    with open(path, "a+b") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            if progress:
-                from rich.console import Console
-                Console().print(f"Waiting for another process writing {path.with_suffix('')}")
-            fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _matches(folder: Path, settings: dict[str, int]) -> bool:
-    """Whether ``folder`` holds a complete archive generated with ``settings``."""
-    try:
-        saved = json.loads((folder / "manifest.json").read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        return False
-    return isinstance(saved, dict) and saved.get("version") == GENERATOR_VERSION and \
-        all(saved.get(k) == v for k, v in settings.items())
-
-
-def _clear_stale(folder: Path) -> None:
-    """Remove what a crashed run left of ``folder`` (call under the folder's lock).
-
-    Hidden ``.<name>.partial-*`` / ``.<name>.old-*`` siblings are the generator's own
-    temporary folders. ``folder`` itself is removed only when it is an incomplete archive
-    (no complete manifest) holding nothing outside the generator's layout.
-
-    Raises:
-        UnsafeOutputError: ``folder`` holds something the generator did not write.
-    """
-    for pattern in (f".{folder.name}.partial-*", f".{folder.name}.old-*"):
-        for leftover in folder.parent.glob(pattern):
-            if leftover.is_dir() and not leftover.is_symlink():
-                shutil.rmtree(leftover, ignore_errors=True)
-    if not (folder.exists() or folder.is_symlink()) or archive_problem(folder) is None:
-        return  # nothing there, or a complete archive (replaced by generate_archive)
-    if folder.is_symlink() or not folder.is_dir() or _stray_entries(folder):
-        raise UnsafeOutputError(
-            f"{folder} is in the synthetic-archive cache but holds data not written by "
-            f"{GENERATOR_NAME}; move it away (nothing was changed)")
-    shutil.rmtree(folder)
-
-
 def default_archive(cache_dir: str | Path | None = None, *, workers: int | None = None,
                     progress: bool = True, **params: Any) -> Path:
     """The default archive, generated once and reused while its parameters match.
@@ -477,13 +421,9 @@ def default_archive(cache_dir: str | Path | None = None, *, workers: int | None 
     settings = {"n_s2": 3000, "n_s1": 3000, "n_paired": 300, "seed": 0, "size": 64, **params}
     name = "archive-" + "-".join(f"{k}{v}" for k, v in sorted(settings.items()))
     parent = Path(cache_dir or default_cache_dir())
-    folder = parent / name
-    if _matches(folder, settings):  # the manifest is written last: a match is complete
-        return folder
-    parent.mkdir(parents=True, exist_ok=True)
-    with _exclusive_lock(parent / f"{name}.lock", progress):
-        if _matches(folder, settings):  # another process generated it while we waited
-            return folder
-        _clear_stale(folder)
-        return generate_archive(folder, **settings, workers=workers, progress=progress,
-                                overwrite=True)
+    return cached_generated(
+        parent / name, {**settings, "version": GENERATOR_VERSION},
+        lambda folder: generate_archive(folder, **settings, workers=workers,
+                                        progress=progress, overwrite=True),
+        archive_problem, _stray_entries, GENERATOR_NAME, cache_name="synthetic-archive",
+        announce_wait=progress)
