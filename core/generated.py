@@ -1,8 +1,7 @@
 """Folders a generator writes (synthetic data sets) without ever destroying data that is not ours.
 
 The rules every domain's synthetic generator follows (radiology and pathology use this
-module; remote sensing's generator uses its cached default, :func:`cached_generated`, and
-writes its archive with the same rules inline):
+module, remote sensing's generator too):
 
 - the output must be missing, empty, or — with ``overwrite`` — a complete folder written
   earlier by the same generator (recognised by its layout and a ``manifest.json`` naming
@@ -52,7 +51,8 @@ def manifest_problem(folder: Path, generator: str) -> str | None:
     return None
 
 
-def check_destination(out: Path, overwrite: bool, problem: ProblemFn, generator: str) -> bool:
+def check_destination(out: Path, overwrite: bool, problem: ProblemFn, generator: str,
+                      noun: str = "data set") -> bool:
     """Refuse a destination whose contents could be lost; read only.
 
     Args:
@@ -60,6 +60,7 @@ def check_destination(out: Path, overwrite: bool, problem: ProblemFn, generator:
         overwrite: Whether a complete folder of this generator may be replaced.
         problem: Why a folder is not a complete set of this generator (None when it is).
         generator: The generator's name, for messages.
+        noun: What the generator writes, for messages (``data set``, ``archive``).
 
     Returns:
         Whether ``out`` holds a set of ours that will be replaced.
@@ -76,20 +77,22 @@ def check_destination(out: Path, overwrite: bool, problem: ProblemFn, generator:
     if not any(out.iterdir()):
         return False
     reason = problem(out)
+    article = "an" if noun[:1] in "aeiou" else "a"
     if reason is not None:
         raise UnsafeOutputError(
-            f"refusing to write into {out}: the folder is not empty and is not a data set "
-            f"written by {generator} ({reason}); choose an empty or new folder "
-            f"(--overwrite only replaces a data set of this generator). Nothing was changed.")
+            f"refusing to write into {out}: the folder is not empty and is not {article} "
+            f"{noun} written by {generator} ({reason}); choose an empty or new folder "
+            f"(--overwrite only replaces {article} {noun} of this generator). Nothing was "
+            f"changed.")
     if not overwrite:
         raise UnsafeOutputError(
-            f"{out} already holds a synthetic data set; pass --overwrite (overwrite=True) to "
+            f"{out} already holds a synthetic {noun}; pass --overwrite (overwrite=True) to "
             f"replace it, or choose an empty or new folder. Nothing was changed.")
     return True
 
 
 def write_generated(out: str | Path, build: Callable[[Path], Any], problem: ProblemFn,
-                    generator: str, overwrite: bool = False) -> Path:
+                    generator: str, overwrite: bool = False, noun: str = "data set") -> Path:
     """Build a generated folder in a hidden sibling and swap it into ``out``.
 
     Args:
@@ -98,20 +101,22 @@ def write_generated(out: str | Path, build: Callable[[Path], Any], problem: Prob
         problem: See :func:`check_destination`.
         generator: The generator's name.
         overwrite: Replace a complete set of this generator.
+        noun: What the generator writes, for messages (see :func:`check_destination`).
 
     Returns:
         ``out``.
     """
     out = Path(out)
     target = out.resolve() if out.is_symlink() else out  # a link: write where it points
-    check_destination(target, overwrite, problem, generator)
+    check_destination(target, overwrite, problem, generator, noun)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.parent / f".{target.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
     try:
         build(tmp)
         # Check again: the folder may have changed while the set was generated.
-        if not check_destination(target, overwrite, problem, generator) and target.is_dir():
+        if not check_destination(target, overwrite, problem, generator, noun) \
+                and target.is_dir():
             try:
                 target.rmdir()  # an empty folder; fails, deleting nothing, if no longer empty
             except OSError as error:

@@ -27,9 +27,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import time
-import uuid
 from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
 from functools import cache
@@ -38,8 +36,12 @@ from typing import Any
 
 import numpy as np
 
-from core.atomic import atomic_replace_dir, atomic_write_bytes
-from core.generated import UnsafeOutputError, cached_generated
+from core.atomic import atomic_write_bytes
+from core.generated import (
+    UnsafeOutputError,  # noqa: F401  (re-exported by the package)
+    cached_generated,
+    write_generated,
+)
 from core.resources import cache_root
 from domains.remote_sensing import cards
 from domains.remote_sensing.synthetic.clouds import cloud_fractions
@@ -249,40 +251,6 @@ def archive_problem(folder: str | Path) -> str | None:
     return None
 
 
-def _check_destination(out: Path, overwrite: bool) -> bool:
-    """Refuse a destination whose contents could be lost; read only.
-
-    Args:
-        out: The archive folder asked for.
-        overwrite: Whether an existing archive of ours may be replaced.
-
-    Returns:
-        Whether ``out`` holds an archive of ours that will be replaced.
-
-    Raises:
-        UnsafeOutputError: ``out`` is a file, a non-empty folder that is not an archive
-            of ours, or an archive of ours without ``overwrite``.
-    """
-    if not out.exists() and not out.is_symlink():
-        return False
-    if not out.is_dir():
-        raise UnsafeOutputError(f"{out} exists and is not a folder; choose an empty or new "
-                                f"folder")
-    if not any(out.iterdir()):
-        return False
-    problem = archive_problem(out)
-    if problem is not None:
-        raise UnsafeOutputError(
-            f"refusing to write into {out}: the folder is not empty and is not an archive "
-            f"written by {GENERATOR_NAME} ({problem}); choose an empty or new folder "
-            f"(--overwrite only replaces an archive of this generator). Nothing was changed.")
-    if not overwrite:
-        raise UnsafeOutputError(
-            f"{out} already holds a synthetic archive; pass --overwrite (overwrite=True) to "
-            f"replace it, or choose an empty or new folder. Nothing was changed.")
-    return True
-
-
 def _build(root: Path, params: dict[str, int], workers: int | None, progress: bool,
            shown: Path) -> Path:
     """Write every scene, the metadata table and (last) the manifest into ``root``.
@@ -369,29 +337,11 @@ def generate_archive(
             of this generator (even with ``overwrite``), or an archive of this generator
             and ``overwrite`` is False. Nothing in ``out`` is changed.
     """
-    out = Path(out)
-    target = out.resolve() if out.is_symlink() else out  # a link: write where it points
-    _check_destination(target, overwrite)
     params = {"n_s2": n_s2, "n_s1": n_s1, "n_paired": n_paired, "seed": seed, "size": size,
               "version": GENERATOR_VERSION}
-    target.parent.mkdir(parents=True, exist_ok=True)
-    # A fresh hidden sibling (mkdir, not mkdtemp: the archive keeps the umask's permissions).
-    tmp = target.parent / f".{target.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    try:
-        _build(tmp, params, workers, progress, shown=out)
-        # Check again: the folder may have changed while the scenes were simulated.
-        if not _check_destination(target, overwrite) and target.is_dir():
-            try:
-                target.rmdir()  # an empty folder; fails, deleting nothing, if no longer empty
-            except OSError as error:
-                raise UnsafeOutputError(f"{target} stopped being empty during generation; "
-                                        f"nothing in it was changed") from error
-        atomic_replace_dir(tmp, target)  # swaps with our old archive, or renames into place
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out
+    return write_generated(out, lambda tmp: _build(tmp, params, workers, progress, shown=out),
+                           archive_problem, GENERATOR_NAME, overwrite=overwrite,
+                           noun="archive")
 
 
 def default_cache_dir() -> Path:
