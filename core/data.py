@@ -338,3 +338,24 @@ class SeededSamples(Dataset):
         if callable(reseed):
             reseed(key.epoch, key.repeat, key.index)
         return self.dataset[key.index]
+
+
+def detect_layout(root: str | Path, checks: Sequence[tuple[str, Callable[[Path], bool]]],
+                  unknown: str) -> str:
+    """The on-disk layout of an archive folder: the first of ``checks`` that accepts it.
+
+    Args:
+        root: The archive folder.
+        checks: ``(layout name, test of the folder)`` pairs, tried in order.
+        unknown: The message (after ``"<root>: "``) when no layout matches.
+
+    Raises:
+        FileNotFoundError: Naming the folder when it is missing or matches no layout.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: archive folder not found")
+    for name, matches in checks:
+        if matches(root):
+            return name
+    raise FileNotFoundError(f"{root}: {unknown}")

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from core.data import BadSampleLog
+from core.data import detect_layout as core_detect_layout
 from domains.radiology.chexpert import CheXpert
 from domains.radiology.mimic import MimicCXR
 from domains.radiology.study_dataset import StudyDataset
@@ -31,19 +32,13 @@ def detect_layout(root: str | Path) -> str:
     Raises:
         FileNotFoundError: Naming the folder when it matches no known layout.
     """
-    root = Path(root)
-    if not root.is_dir():
-        raise FileNotFoundError(f"{root}: archive folder not found")
-    if (root / METADATA_NAME).is_file():
-        return "folder"
-    if MimicCXR.is_archive(root):
-        return "mimic-cxr"
-    if CheXpert.find_root(root) is not None:
-        return "chexpert"
-    raise FileNotFoundError(
-        f"{root}: not a known radiology layout (no {METADATA_NAME}, "
-        f"mimic-cxr-2.0.0-split.csv(.gz) or CheXpert train.csv/valid.csv); pass the layout "
-        f"explicitly, one of {', '.join(LAYOUTS)}")
+    return core_detect_layout(root, [
+        ("folder", lambda folder: (folder / METADATA_NAME).is_file()),
+        ("mimic-cxr", MimicCXR.is_archive),
+        ("chexpert", lambda folder: CheXpert.find_root(folder) is not None),
+    ], f"not a known radiology layout (no {METADATA_NAME}, mimic-cxr-2.0.0-split.csv(.gz) "
+       f"or CheXpert train.csv/valid.csv); pass the layout explicitly, one of "
+       f"{', '.join(LAYOUTS)}")
 
 
 def open_dataset(root: str | Path, split: str | None, transforms: Any = None,

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from core.data import BadSampleLog
+from core.data import detect_layout as core_detect_layout
 from domains.remote_sensing import cards
 from domains.remote_sensing.bigearthnet import BigEarthNetV2
 from domains.remote_sensing.crisislandmark import CrisisLandMark
@@ -34,20 +35,15 @@ def detect_layout(root: str | Path) -> str:
     Raises:
         FileNotFoundError: Naming the folder when it matches no known layout.
     """
-    root = Path(root)
-    if not root.is_dir():
-        raise FileNotFoundError(f"{root}: archive folder not found")
-    if (root / cards.card("crisislandmark")["h5_file"]).is_file():
-        return "crisislandmark"
-    if any((root / f).is_dir() for f in cards.card("bigearthnet")["folders"].values()):
-        return "bigearthnet"
-    if any(root.glob("*_list.txt")):
-        return "sen12ms"
-    if any((root / name).is_file() for name in METADATA_NAMES):
-        return "folder"
-    raise FileNotFoundError(f"{root}: not a known archive layout (no metadata table, "
-                            f"crisislandmark.h5, BigEarthNet-S1/S2 or SEN12MS split lists); "
-                            f"pass the layout explicitly, one of {', '.join(LAYOUTS)}")
+    return core_detect_layout(root, [
+        ("crisislandmark",
+         lambda folder: (folder / cards.card("crisislandmark")["h5_file"]).is_file()),
+        ("bigearthnet", lambda folder: any(
+            (folder / f).is_dir() for f in cards.card("bigearthnet")["folders"].values())),
+        ("sen12ms", lambda folder: any(folder.glob("*_list.txt"))),
+        ("folder", lambda folder: any((folder / name).is_file() for name in METADATA_NAMES)),
+    ], f"not a known archive layout (no metadata table, crisislandmark.h5, BigEarthNet-S1/S2 "
+       f"or SEN12MS split lists); pass the layout explicitly, one of {', '.join(LAYOUTS)}")
 
 
 def open_dataset(root: str | Path, layout: str, sensor: str, split: str | None,
