@@ -41,6 +41,7 @@ from core.lightning_io import (
     load_checkpoint_file,
 )
 from core.model import ContrastiveModel, ModelConfig
+from core.registry import get_model_config
 from core.training import ContrastiveTask
 
 console = Console()
@@ -62,6 +63,28 @@ class Variant:
 
     name: str
     config: ModelConfig
+
+
+def main_model_config(model_name: str, companions: Sequence[str], known: Sequence[str],
+                      overrides: Mapping[str, Any]) -> ModelConfig:
+    """The main model's config of a run, once the companions asked for are known ones.
+
+    Args:
+        model_name: Registry name of the main model.
+        companions: The companions the run asks for.
+        known: The companions the domain can train.
+        overrides: Model-config overrides (e.g. the loss).
+
+    Returns:
+        The main model's configuration.
+
+    Raises:
+        ValueError: A companion is not in ``known``.
+    """
+    unknown = sorted(set(companions) - set(known))
+    if unknown:
+        raise ValueError(f"unknown companions {unknown}; known: {list(known)}")
+    return get_model_config(model_name, **overrides)
 
 
 def quiet_lightning() -> None:

@@ -45,11 +45,8 @@ def build_variants(model_name: str, companions: list[str],
     Returns:
         The variants, main first.
     """
-    unknown = sorted(set(companions) - set(COMPANIONS))
-    if unknown:
-        raise ValueError(f"unknown companions {unknown}; known: {list(COMPANIONS)}")
     overrides = overrides or {}
-    main = get_model_config(model_name, **overrides)
+    main = runs.main_model_config(model_name, companions, COMPANIONS, overrides)
     if "image" not in main.towers or "text" not in main.towers:
         raise ValueError(f"model {model_name!r} needs an 'image' and a 'text' tower, has "
                          f"{sorted(main.towers)}")

@@ -78,11 +78,8 @@ def build_variants(
     Returns:
         The variants, main first.
     """
-    unknown = sorted(set(companions) - set(COMPANIONS))
-    if unknown:
-        raise ValueError(f"unknown companions {unknown}; known: {list(COMPANIONS)}")
     overrides = overrides or {}
-    main = get_model_config(model_name, **overrides)
+    main = runs.main_model_config(model_name, companions, COMPANIONS, overrides)
     variants = [Variant("main", main, sensors=[s for s in ("s2", "s1") if s in main.towers])]
     if "rgb" in companions:
         config = get_model_config(model_name, **overrides)
