@@ -1,0 +1,1 @@
+"""Pathology: H&E tiles <-> captions on the shared contrastive core (issue 16, in progress)."""
