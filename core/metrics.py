@@ -5,15 +5,23 @@ Classification metrics follow scikit-learn's definitions (``accuracy_score``,
 can be compared with published ones.
 
 Retrieval metrics take a similarity matrix (Q, N) of queries against items and a
-relevance matrix (Q, N): binary or graded (CLOSP's relevance of a scene to a query is the
-number of labels they share, :func:`label_overlap_relevance`). Items are ranked by
+relevance matrix (Q, N): binary or graded. For multi-label items two relevances are
+offered (:func:`label_relevance`): *graded* — the number of labels a query and an item
+share (``"shared"``, CLOSP's) or their Jaccard index (``"jaccard"``) — for nDCG, and
+*binary* — the item carries every label of the query (:func:`contains_all_labels`) — for
+Recall@k and mAP, so that a scene sharing one label of two is a miss. Items are ranked by
 descending similarity; ties are broken by item index (stable sort), so every metric is
 deterministic. Queries without any relevant item are left out of the means.
+
+Every retrieval figure has two baselines here: the expected value under a uniformly
+random ranking, computed exactly (:func:`random_ranking_baseline`), and a query-blind
+ranking by how common an item's labels are in the training data
+(:func:`label_prior_scores`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -190,15 +198,82 @@ def label_overlap_relevance(query_labels: ArrayLike, item_labels: ArrayLike,
     Returns:
         (Q, N) relevance (float).
     """
-    q, n = (_tensor(query_labels) > 0).float(), (_tensor(item_labels) > 0).float()
-    if q.ndim != 2 or n.ndim != 2 or q.shape[1] != n.shape[1]:
-        raise ValueError(f"label matrices must be (Q, C) and (N, C), got {tuple(q.shape)} "
-                         f"and {tuple(n.shape)}")
+    q, n = _label_sets(query_labels, item_labels)
     shared = q @ n.T  # (Q, N)
     if not normalize:
         return shared
     union = q.sum(1, keepdim=True) + n.sum(1)[None, :] - shared  # (Q, N)
     return torch.where(union > 0, shared / union.clamp_min(1.0), torch.zeros_like(shared))
+
+
+def _label_sets(query_labels: ArrayLike, item_labels: ArrayLike
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    q, n = (_tensor(query_labels) > 0).float(), (_tensor(item_labels) > 0).float()
+    if q.ndim != 2 or n.ndim != 2 or q.shape[1] != n.shape[1]:
+        raise ValueError(f"label matrices must be (Q, C) and (N, C), got {tuple(q.shape)} "
+                         f"and {tuple(n.shape)}")
+    return q, n
+
+
+RELEVANCES = ("shared", "jaccard")
+
+
+def label_relevance(query_labels: ArrayLike, item_labels: ArrayLike,
+                    relevance: str = "shared") -> torch.Tensor:
+    """Graded relevance of multi-label items to multi-label queries (for nDCG).
+
+    Args:
+        query_labels: (Q, C) multi-hot.
+        item_labels: (N, C) multi-hot.
+        relevance: ``"shared"``: the number of labels the two share (CLOSP's);
+            ``"jaccard"``: shared / labels in either (in [0, 1]).
+
+    Returns:
+        (Q, N) relevance (float).
+    """
+    if relevance not in RELEVANCES:
+        raise ValueError(f"unknown relevance {relevance!r}; known: {', '.join(RELEVANCES)}")
+    return label_overlap_relevance(query_labels, item_labels, normalize=relevance == "jaccard")
+
+
+def contains_all_labels(query_labels: ArrayLike, item_labels: ArrayLike) -> torch.Tensor:
+    """Binary relevance: 1 where the item carries every label of the query (for Recall@k, mAP).
+
+    An item sharing only some of the query's labels is not relevant; a query without any
+    label is relevant to nothing.
+
+    Args:
+        query_labels: (Q, C) multi-hot.
+        item_labels: (N, C) multi-hot.
+
+    Returns:
+        (Q, N) float 0/1.
+    """
+    q, n = _label_sets(query_labels, item_labels)
+    shared = q @ n.T  # (Q, N)
+    size = q.sum(1, keepdim=True)  # (Q, 1)
+    return ((shared == size) & (size > 0)).float()
+
+
+def label_prior_scores(train_labels: ArrayLike, item_labels: ArrayLike) -> torch.Tensor:
+    """A query-blind score per item: the sum of its labels' frequencies in training data.
+
+    With ``p_c`` the fraction of training samples labelled ``c``, an item with label set
+    ``S`` scores ``sum_{c in S} p_c`` — the expected number of labels it shares with a
+    training caption drawn at random. Ranking every query's items by this score is the
+    best a model that ignores the query's text can do on shared-label relevance.
+
+    Args:
+        train_labels: (M, C) multi-hot labels of the training samples.
+        item_labels: (N, C) multi-hot labels of the ranked items.
+
+    Returns:
+        (N,) scores (broadcast against (Q, N) to rank every query the same way).
+    """
+    train, items = _label_sets(train_labels, item_labels)
+    if len(train) == 0:
+        raise ValueError("label prior needs at least one training sample")
+    return items @ train.mean(0)  # (N,)
 
 
 def _ranked_relevance(similarity: ArrayLike, relevance: ArrayLike) -> Iterator[torch.Tensor]:
@@ -313,3 +388,126 @@ def retrieval_map(similarity: ArrayLike, relevance: ArrayLike) -> float:
         keep = total > 0
         values.extend(((precision * hits).sum(1)[keep] / total[keep]).tolist())
     return _mean(values)
+
+
+def _discounts(k: int) -> torch.Tensor:
+    return 1.0 / torch.log2(torch.arange(2, k + 2, dtype=torch.float64))  # (k,)
+
+
+def random_ndcg_at_k(relevance: ArrayLike, k: int) -> float:
+    """Expected nDCG@k of a uniformly random ranking, exactly.
+
+    Every rank holds each item with probability 1 / N, so E[DCG@k] = mean relevance x
+    sum_{r<=k} 1 / log2(r + 1); dividing by the (fixed) ideal DCG@k gives each query's
+    expected nDCG. Queries without a relevant item are left out, as in :func:`ndcg_at_k`.
+
+    Args:
+        relevance: (Q, N) graded relevance >= 0.
+        k: Cut-off (clipped to N).
+
+    Returns:
+        The mean over queries (NaN if none has a relevant item).
+    """
+    _check_k(k)
+    rel = _tensor(relevance).double()  # (Q, N)
+    top = min(k, rel.shape[1])
+    discount = _discounts(top)
+    ideal = (torch.sort(rel, dim=1, descending=True).values[:, :top] * discount).sum(1)  # (Q,)
+    expected = rel.mean(1) * discount.sum()  # (Q,)
+    keep = ideal > 0
+    return _mean((expected[keep] / ideal[keep]).tolist())
+
+
+def random_recall_at_k(relevance: ArrayLike, k: int) -> float:
+    """Expected Recall@k (hit rate) of a uniformly random ranking, exactly.
+
+    A query with m relevant items among N misses all of them in the top k with
+    probability C(N - m, k) / C(N, k) = prod_{i<k} (N - m - i) / (N - i).
+
+    Args:
+        relevance: (Q, N) relevance (> 0 counts as relevant).
+        k: Cut-off (clipped to N).
+
+    Returns:
+        The mean over queries with a relevant item (NaN if none).
+    """
+    _check_k(k)
+    rel = _tensor(relevance) > 0
+    n = rel.shape[1]
+    top = min(k, n)
+    steps = torch.arange(top, dtype=torch.float64)  # (k,)
+    values = []
+    for m in rel.sum(1).tolist():
+        if m > 0:
+            miss = ((n - m - steps).clamp_min(0) / (n - steps)).prod()
+            values.append(1.0 - float(miss))
+    return _mean(values)
+
+
+def random_average_precision(relevance: ArrayLike) -> float:
+    """Expected (retrieval) mAP of a uniformly random ranking, exactly.
+
+    For m relevant items among N, AP = (1/m) sum over relevant i of (1 + relevant items
+    ranked above i) / rank_i; with E[1/rank] = H_N / N and each other relevant item above
+    i with probability (rank_i - 1) / (N - 1), E[AP] = H_N / N + (m - 1) / (N - 1) x
+    (1 - H_N / N) (H_N the N-th harmonic number; 1 when N = 1).
+
+    Args:
+        relevance: (Q, N) relevance (> 0 counts as relevant).
+
+    Returns:
+        The mean over queries with a relevant item (NaN if none).
+    """
+    rel = _tensor(relevance) > 0
+    n = rel.shape[1]
+    harmonic = float((1.0 / torch.arange(1, n + 1, dtype=torch.float64)).sum()) if n else 0.0
+    values = []
+    for m in rel.sum(1).tolist():
+        if m > 0:
+            first = harmonic / n
+            values.append(1.0 if n == 1 else first + (m - 1) / (n - 1) * (1 - first))
+    return _mean(values)
+
+
+def random_ranking_baseline(graded: ArrayLike, binary: ArrayLike,
+                            ndcg_ks: Sequence[int] = (10, 100),
+                            recall_ks: Sequence[int] = (1, 10)) -> dict[str, float]:
+    """The figures of a uniformly random ranking: the row every retrieval table carries.
+
+    Args:
+        graded: (Q, N) graded relevance (nDCG).
+        binary: (Q, N) binary relevance (Recall@k, mAP).
+        ndcg_ks: nDCG cut-offs.
+        recall_ks: Recall cut-offs.
+
+    Returns:
+        ``ndcg@k``, ``map`` and ``recall@k`` as their exact expectations.
+    """
+    result = {f"ndcg@{k}": random_ndcg_at_k(graded, k) for k in ndcg_ks}
+    result["map"] = random_average_precision(binary)
+    result.update({f"recall@{k}": random_recall_at_k(binary, k) for k in recall_ks})
+    return result
+
+
+def retrieval_figures(similarity: ArrayLike, graded: ArrayLike, binary: ArrayLike,
+                      ndcg_ks: Sequence[int] = (10, 100),
+                      recall_ks: Sequence[int] = (1, 10)) -> dict[str, float]:
+    """nDCG@k on graded relevance, mAP and Recall@k on binary relevance, of one ranking.
+
+    Args:
+        similarity: (Q, N) scores (a query-blind (N,) score row is broadcast to every query).
+        graded: (Q, N) graded relevance.
+        binary: (Q, N) binary relevance.
+        ndcg_ks: nDCG cut-offs.
+        recall_ks: Recall cut-offs.
+
+    Returns:
+        ``ndcg@k``, ``map`` and ``recall@k`` (the keys of :func:`random_ranking_baseline`).
+    """
+    sim = _tensor(similarity)
+    if sim.ndim == 1:
+        sim = sim[None, :].expand(_tensor(graded).shape[0], -1)  # (Q, N)
+    result = {f"ndcg@{k}": ndcg_at_k(sim, graded, k) for k in ndcg_ks}
+    result["map"] = retrieval_map(sim, binary)
+    result.update({f"recall@{k}": recall_at_k(sim, binary, k) for k in recall_ks})
+    return result

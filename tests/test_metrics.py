@@ -13,12 +13,20 @@ from core.metrics import (
     accuracy,
     auroc,
     confusion_matrix,
+    contains_all_labels,
     label_overlap_relevance,
+    label_prior_scores,
+    label_relevance,
     macro_f1,
     mean_average_precision,
     ndcg_at_k,
+    random_average_precision,
+    random_ndcg_at_k,
+    random_ranking_baseline,
+    random_recall_at_k,
     recall_at_k,
     recall_fraction_at_k,
+    retrieval_figures,
     retrieval_map,
 )
 
@@ -154,3 +162,74 @@ def test_label_overlap_relevance() -> None:
     assert empty.tolist() == [[0.0]]
     with pytest.raises(ValueError, match=r"\(Q, C\)"):
         label_overlap_relevance(queries, items[:, :2])
+
+
+def test_recall_counts_a_scene_with_one_of_two_labels_as_a_miss() -> None:
+    query = [[1, 1, 0]]  # "trees. water"
+    items = [[1, 0, 0], [1, 1, 1], [0, 0, 1]]  # trees only; trees, water and crops; crops
+    binary = contains_all_labels(query, items)
+    assert binary.tolist() == [[0.0, 1.0, 0.0]]
+    similarity = [[0.9, 0.5, 0.1]]  # the half-matching scene ranks first
+    assert recall_at_k(similarity, binary, 1) == 0.0
+    assert recall_at_k(similarity, binary, 2) == 1.0
+    # nDCG keeps graded relevance: the partial match still earns a gain.
+    graded = label_relevance(query, items, "shared")
+    assert graded.tolist() == [[1.0, 2.0, 0.0]]
+    assert ndcg_at_k(similarity, graded, 1) == pytest.approx(0.5)
+    jaccard = label_relevance(query, items, "jaccard")
+    np.testing.assert_allclose(jaccard.numpy(), [[0.5, 2 / 3, 0.0]], rtol=1e-6)
+    assert contains_all_labels([[0, 0, 0]], items).sum() == 0  # an empty query matches nothing
+    with pytest.raises(ValueError, match="unknown relevance"):
+        label_relevance(query, items, "overlap")
+
+
+def _permutation_mean(metric, relevance: np.ndarray, rng: np.random.Generator,
+                      draws: int = 4000, **kwargs) -> float:
+    """The metric averaged over uniformly random rankings (random scores per draw).
+
+    The draws are stacked as extra queries: the metric's mean over queries is then the
+    mean over draws.
+    """
+    tiled = np.tile(relevance, (draws, 1))  # (draws * Q, N)
+    return metric(rng.random(tiled.shape), tiled, **kwargs)
+
+
+def test_random_ranking_baseline_matches_permutations(rng: np.random.Generator) -> None:
+    graded = rng.integers(0, 4, size=(3, 30)).astype(float)
+    graded[2] = 0  # a query without a relevant item is left out, as in the metrics
+    graded[2, 5] = 1
+    binary = (graded >= 2).astype(float)
+    for k in (1, 5, 10):
+        assert random_ndcg_at_k(graded, k) == pytest.approx(
+            _permutation_mean(ndcg_at_k, graded, rng, k=k), abs=0.01)
+        assert random_recall_at_k(binary, k) == pytest.approx(
+            _permutation_mean(recall_at_k, binary, rng, k=k), abs=0.015)
+    assert random_average_precision(binary) == pytest.approx(
+        _permutation_mean(retrieval_map, binary, rng), abs=0.01)
+    baseline = random_ranking_baseline(graded, binary, ndcg_ks=(10,), recall_ks=(10,))
+    assert set(baseline) == {"ndcg@10", "map", "recall@10"}
+
+
+def test_random_ranking_edge_cases() -> None:
+    every = np.ones((2, 7))
+    assert random_ndcg_at_k(every * 3, 4) == pytest.approx(1.0)  # all relevant: any order is ideal
+    assert random_recall_at_k(every, 1) == 1.0
+    assert random_average_precision(every) == pytest.approx(1.0)
+    one = np.zeros((1, 4))
+    one[0, 2] = 1
+    assert random_recall_at_k(one, 1) == pytest.approx(0.25)
+    assert random_recall_at_k(one, 10) == 1.0
+    assert random_average_precision(one) == pytest.approx((1 + 1 / 2 + 1 / 3 + 1 / 4) / 4)
+    assert np.isnan(random_ndcg_at_k(np.zeros((2, 5)), 3))
+
+
+def test_label_prior_ranks_scenes_by_training_label_frequency() -> None:
+    train = [[1, 0, 0], [1, 1, 0], [1, 0, 0], [0, 0, 1]]  # p = 0.75, 0.25, 0.25
+    items = [[0, 0, 1], [1, 0, 0], [1, 1, 0], [0, 0, 0]]
+    np.testing.assert_allclose(label_prior_scores(train, items).numpy(), [0.25, 0.75, 1.0, 0.0])
+    query = [[0, 1, 0]]
+    figures = retrieval_figures(label_prior_scores(train, items), label_relevance(query, items),
+                                contains_all_labels(query, items), ndcg_ks=(1,), recall_ks=(1,))
+    assert figures == {"ndcg@1": 1.0, "map": 1.0, "recall@1": 1.0}
+    with pytest.raises(ValueError, match="at least one training"):
+        label_prior_scores(np.zeros((0, 3)), items)
