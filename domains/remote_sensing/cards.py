@@ -157,13 +157,18 @@ def caption_for(labels: list[str]) -> str:
 
 
 def zero_shot_templates() -> list[str]:
-    """Default prompt templates for zero-shot land-cover classification."""
+    """Default prompt templates for zero-shot land-cover classification (see
+    :func:`domains.remote_sensing.captions.default_zero_shot`)."""
     return list(card("captions")["zero_shot_templates"])
 
 
 def class_synonyms() -> dict[str, list[str]]:
-    """Synonyms of each Dynamic World class, for prompt ensembles."""
-    return {k: list(v) for k, v in card("dynamic_world").get("synonyms", {}).items()}
+    """The other training names of each Dynamic World class (captions card ``class_names``).
+
+    Training text only: the held-out names (``held_out_phrasings.yaml``) are never here.
+    """
+    names = card("captions").get("class_names", {})
+    return {c: [n for n in names.get(c, []) if n != c] for c in land_cover_classes()}
 
 
 def s2_bands_for_count(count: int) -> list[str] | None:

@@ -10,7 +10,10 @@ Each class becomes the mean text embedding of its names x prompt templates (open
 what is about scenes: sensor detection and the input check through
 :mod:`~domains.remote_sensing.inputs` (the one the datasets and the index use: other
 sensors refused, S2 digital numbers to reflectance with the product's offset, S1 linear
-power / amplitude to dB, arrays masked as files are), class synonyms from the cards.
+power / amplitude to dB, arrays masked as files are) and the default prompts: a class
+standing for a vocabulary class is prompted as the run's own zero-shot evaluation prompts
+that class (:func:`~domains.remote_sensing.captions.default_zero_shot`, chosen on the
+validation split), any other class by its own name.
 What the check converted or assumed is warned about and kept per scene in
 ``frame.zero_shot.input_notes``. Normalising, tiling and batching are
 :class:`~domains.remote_sensing.run_model.SceneRun`'s, so scenes are seen as in training.
@@ -30,6 +33,7 @@ import torch
 
 from core.zero_shot import PromptClassifier
 from domains.remote_sensing import band_layout, cards, inputs
+from domains.remote_sensing.captions import default_zero_shot
 from domains.remote_sensing.inputs import SENSOR_NAMES
 from domains.remote_sensing.run_model import SceneRun
 from domains.remote_sensing.scene_io import (
@@ -92,8 +96,11 @@ def default_synonyms(classes: Sequence[str],
     """Extra names per class for the prompt ensemble (the class name itself is always used).
 
     A class standing for a vocabulary class (see :func:`vocabulary_class`) gets that class's
-    name and card synonyms, since the model was trained on vocabulary captions. A class in
-    ``synonyms`` gets exactly the names given there instead (``[]``: its own name only).
+    vocabulary name and the synonyms of :func:`~domains.remote_sensing.captions.
+    default_zero_shot` (the run's own evaluation prompts; none by default, see
+    docs/zero_shot.md), so the 9 vocabulary classes are prompted exactly as the evaluation
+    prompts them. A class in ``synonyms`` gets exactly the names given there instead
+    (``[]``: its own name only).
 
     Args:
         classes: The class names.
@@ -102,7 +109,7 @@ def default_synonyms(classes: Sequence[str],
     Returns:
         Class -> extra names (without the class name, no duplicates).
     """
-    card, synonyms = cards.class_synonyms(), synonyms or {}
+    card, synonyms = default_zero_shot()[2], synonyms or {}
     resolved: dict[str, list[str]] = {}
     for name in classes:
         if name in synonyms:
@@ -119,7 +126,8 @@ class LandCoverClassifier:
 
     Args:
         run: The loaded run (model, band orders, training size).
-        templates: Default prompt templates (default: the captions card's).
+        templates: Default prompt templates (default: :func:`~domains.remote_sensing.
+            captions.default_zero_shot`'s).
         synonyms: Default synonyms overriding the card's (see :func:`default_synonyms`).
         batch_size: Scenes read per chunk and tiles per forward pass.
     """
@@ -127,7 +135,7 @@ class LandCoverClassifier:
     def __init__(self, run: SceneRun, templates: Sequence[str] | None = None,
                  synonyms: Mapping[str, Sequence[str]] | None = None, batch_size: int = 64) -> None:
         self.run = run
-        self.templates = list(templates or cards.zero_shot_templates())
+        self.templates = list(templates or default_zero_shot()[1])
         self.synonyms = {k: list(v) for k, v in (synonyms or {}).items()}
         self.batch_size = batch_size
         self.head = PromptClassifier(run.model)

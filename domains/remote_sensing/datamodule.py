@@ -38,7 +38,7 @@ from core.transforms import Compose, RandomFlipRotate, ResizeImage, derive_seed
 from domains.remote_sensing import cards
 from domains.remote_sensing.archives import open_dataset
 from domains.remote_sensing.augment import RandomClouds, RandomSpeckle
-from domains.remote_sensing.transforms import AreaWeightedCaptions, normaliser
+from domains.remote_sensing.transforms import SceneCaptions, normaliser
 
 #: Default training augmentations (``None`` in the config), see docs/remote_sensing.md
 #: "Speckle and clouds": 80 % of the S1 scenes get extra speckle of 1-4 looks (from the
@@ -49,6 +49,30 @@ from domains.remote_sensing.transforms import AreaWeightedCaptions, normaliser
 #: filtered to clear scenes, where a model would otherwise never see a cloud).
 DEFAULT_SPECKLE_AUGMENT = {"p": 0.8, "looks": [1.0, 4.0]}
 DEFAULT_CLOUD_AUGMENT = {"p": 0.3, "cover": [0.05, 0.5]}
+
+
+def caption_transform(options: float | dict[str, Any], seed: int) -> SceneCaptions | None:
+    """The training caption transform of ``data.caption_augment`` (``None``: captions as stored).
+
+    Args:
+        options: A float (the probability of area-weighted dropping; the captions card's
+            styles) or a dict with ``p`` (default 0.5) and ``styles`` (style -> weight,
+            default: the card's).
+        seed: Seed of the transform.
+
+    Raises:
+        ValueError: A dict key other than ``p`` / ``styles``.
+    """
+    if not isinstance(options, dict):
+        p = float(options)
+        return SceneCaptions(p, seed=seed) if p > 0 else None
+    unknown = set(options) - {"p", "styles"}
+    if unknown:
+        raise ValueError(f"data.caption_augment: unknown keys {sorted(unknown)}; known: p, styles")
+    p, styles = float(options.get("p", 0.5)), options.get("styles")
+    if p <= 0 and styles is not None and set(k for k, w in styles.items() if w) <= {"label_list"}:
+        return None
+    return SceneCaptions(p, styles=styles, seed=seed)
 
 
 class CLOSPDataModule(L.LightningDataModule):
@@ -62,8 +86,12 @@ class CLOSPDataModule(L.LightningDataModule):
         batch_size: Scenes per sensor mini-batch.
         num_workers: DataLoader worker processes.
         augment: Random flips / rotations on training scenes.
-        caption_augment: Probability of area-weighted caption rewriting on training scenes
-            (see :class:`AreaWeightedCaptions`; 0 disables it).
+        caption_augment: Training captions (see
+            :class:`~domains.remote_sensing.transforms.SceneCaptions`): a float is the
+            probability of area-weighted dropping, with the caption styles and weights of
+            the captions card; a dict may give ``p`` and ``styles`` (style -> weight).
+            ``0`` (or ``{"p": 0, "styles": {"label_list": 1}}``) keeps every archive
+            caption as it is (CLOSP's label lists).
         speckle_augment: Options of :class:`~domains.remote_sensing.augment.RandomSpeckle`
             on training S1 scenes (``p``, ``looks``; ``None``: the defaults; ``p: 0``
             disables it).
@@ -87,7 +115,7 @@ class CLOSPDataModule(L.LightningDataModule):
         self, root: str | Path | None = None, layout: str = "synthetic",
         sensors: Sequence[str] = ("s2", "s1"), s2_bands: Sequence[str] | None = None,
         batch_size: int = 64, num_workers: int = 0, augment: bool = True, seed: int = 0,
-        strict: bool = False, caption_augment: float = 0.5,
+        strict: bool = False, caption_augment: float | dict[str, Any] = 0.5,
         s1_bands: Sequence[str] | None = None, image_size: int | None = None,
         preload: bool | None = None, bad_sample_log: str | Path | None = None,
         speckle_augment: dict[str, Any] | None = None,
@@ -131,8 +159,7 @@ class CLOSPDataModule(L.LightningDataModule):
             train = split == "train"
             seed = self._seed(sensor)
             flips = RandomFlipRotate(seed) if train and self.augment else None
-            captions = AreaWeightedCaptions(self.caption_augment, seed=seed) \
-                if train and self.caption_augment > 0 else None
+            captions = caption_transform(self.caption_augment, seed) if train else None
             resize = ResizeImage(self.image_size) if self.image_size else None
             normalise = normaliser(sensor, self.bands[sensor])
             # Readers give S2 reflectance (scale 1); a normaliser that divides DN says so.

@@ -4,11 +4,12 @@ Built on :class:`core.data.SampleDataset`, which owns the bad-input policy (skip
 count, substitute, ``strict=True``, counting in DataLoader workers). A loader lists its
 scenes in ``self.metadata`` (one row per scene, columns ``path``, ``id``, ``labels`` —
 vocabulary names, ordered — and optionally ``caption``, ``lon``, ``lat``, ``date``,
-``pair_id``, ``frac_<class>``) and implements :meth:`SceneDataset._read`, which returns
-the image and whatever it learns from the file (coordinates, area fractions). This
-module adds what is about satellites: the sensor and its bands, the multi-hot label
-over the Dynamic World classes + crisis tags, the caption, the area fractions and
-``plot``.
+``pair_id``, ``frac_<class>``, ``region``, ``biome``) and implements
+:meth:`SceneDataset._read`, which returns the image and whatever it learns from the
+file (coordinates, area fractions). This module adds what is about satellites: the
+sensor and its bands, the multi-hot label over the Dynamic World classes + crisis tags,
+the caption, the area fractions, what the caption styles of training use (``date``,
+``region``, ``biome``; "" where unknown) and ``plot``.
 """
 
 from __future__ import annotations
@@ -102,8 +103,10 @@ class SceneDataset(SampleDataset, NonGeoDataset):
             "id": str(row.get("id", row["path"])),
             "pair_id": _text(row.get("pair_id")),
         }
-        if "date" in found:
-            sample["date"] = str(found["date"])
+        # What the caption styles use where the archive has it ("" where unknown).
+        date = found.get("date") or row.get("date")
+        sample["date"] = "" if date is None or pd.isna(date) else str(date)
+        sample["region"], sample["biome"] = _text(row.get("region")), _text(row.get("biome"))
         level = found.get("level") or self.level
         if self.sensor == "s2" and level:
             sample["level"] = str(level)  # picks the normalisation statistics

@@ -2,9 +2,10 @@
 
 The generic transforms (per-channel standardisation, resizing, flips) are in
 :mod:`core.transforms`; this module adds the sensors' statistics (from the dataset
-cards) and the area-weighted caption rewriting. Training (the data module) and
-inference (:class:`~domains.remote_sensing.run_model.SceneRun`) both normalise through
-:func:`normaliser`, so a model sees scenes exactly as in training.
+cards), the area-weighted caption rewriting and the caption styles of training
+(:class:`SceneCaptions`, written by :mod:`~domains.remote_sensing.captions`). Training
+(the data module) and inference (:class:`~domains.remote_sensing.run_model.SceneRun`)
+both normalise through :func:`normaliser`, so a model sees scenes exactly as in training.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import torch
 from core.data import multi_hot
 from core.transforms import NormalizeChannels, RandomTransform
 from domains.remote_sensing import cards
+from domains.remote_sensing.captions import CaptionGenerator
 
 
 class SensorNormalizer:
@@ -123,3 +125,52 @@ class AreaWeightedCaptions(RandomTransform):
         return {**sample, "caption": self.caption_for(kept),
                 "label": multi_hot(kept, self.vocabulary),
                 "label_names": "; ".join(kept)}
+
+
+class SceneCaptions(AreaWeightedCaptions):
+    """Training captions: area-weighted dropping, then one caption style per sample and step.
+
+    First :class:`AreaWeightedCaptions` (with probability ``p`` only the classes covering
+    enough area stay); then a style drawn by weight (:class:`~domains.remote_sensing.
+    captions.CaptionGenerator`: CLOSP's label list, a sentence with area words, a sentence
+    with the place) writes the caption of the labels kept, so ``label`` / ``label_names``
+    always name the classes the caption names. The place comes from the sample's
+    ``region``, ``biome``, ``date`` and ``coords`` (latitude) where the archive has them;
+    a style without its metadata falls back. A label-list caption of the full label set
+    keeps the sample's own caption (an archive's text). Every draw comes from the
+    transform's generator, which a training loader reseeds per sample.
+
+    Args:
+        p: Probability of area-weighted dropping.
+        styles: Style -> weight (default: the captions card's ``styles``).
+        min_fraction: Lower bound of the dropping threshold (default: the card's).
+        max_fraction: Upper bound of the dropping threshold (default: the card's).
+        seed: Seed of the transform's generator.
+    """
+
+    def __init__(self, p: float = 0.5, styles: dict[str, float] | None = None,
+                 min_fraction: float | None = None, max_fraction: float | None = None,
+                 seed: int = 0) -> None:
+        drop = cards.card("captions").get("area_drop", {})
+        super().__init__(p, drop.get("min_fraction", 0.05) if min_fraction is None
+                         else min_fraction,
+                         drop.get("max_fraction", 0.5) if max_fraction is None
+                         else max_fraction, seed)
+        self.writer = CaptionGenerator(styles)
+
+    def __call__(self, sample: dict[str, Any]) -> dict[str, Any]:
+        """Return the sample with a caption in a drawn style and labels to match."""
+        names_before = sample.get("label_names", "")
+        sample = super().__call__(sample)
+        names = [n for n in sample.get("label_names", "").split("; ") if n]
+        fractions = sample.get("fractions")
+        fractions = None if fractions is None else fractions.numpy()  # (9,)
+        coords = sample.get("coords")
+        meta = {"region": sample.get("region"), "biome": sample.get("biome"),
+                "date": sample.get("date"),
+                "lat": None if coords is None else float(coords[1])}
+        caption, style = self.writer.caption(names, fractions, meta, self.generator)
+        if style == "label_list" and sample.get("label_names", "") == names_before \
+                and sample.get("caption"):
+            return sample  # the archive's own caption of the full label set
+        return {**sample, "caption": caption}
