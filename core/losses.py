@@ -9,6 +9,7 @@ across processes (with gradient) for distributed training.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -115,25 +116,65 @@ def siglip_loss_local(
     return -F.logsigmoid(signs * logits).sum() / n
 
 
+LABEL_WEIGHTINGS = ("none", "idf")
+
+
+def idf_weights(frequencies: torch.Tensor | Sequence[float]) -> torch.Tensor:
+    """IDF weight of each label from the fraction of samples carrying it: ``1 + ln(1 / p)``.
+
+    The smoothed form (as scikit-learn's ``smooth_idf``) keeps every weight >= 1, so a label
+    every sample carries still counts, and a label in 1 % of the samples counts 5.6 times.
+
+    Args:
+        frequencies: (C,) fraction of samples carrying each label, in [0, 1]; labels
+            never seen are clamped to 1e-6.
+
+    Returns:
+        (C,) float weights.
+    """
+    p = torch.as_tensor(frequencies, dtype=torch.float32).clamp(1e-6, 1.0)  # (C,)
+    return 1.0 + torch.log(1.0 / p)
+
+
+def label_frequencies(labels: torch.Tensor) -> torch.Tensor:
+    """Fraction of samples carrying each label: (N, C) multi-hot -> (C,).
+
+    Counted with add-one smoothing (``(df + 1) / (N + 1)``) so a label absent from the
+    rows gets a large, finite weight from :func:`idf_weights`.
+    """
+    present = (labels != 0).float()  # (N, C)
+    return (present.sum(0) + 1.0) / (present.shape[0] + 1.0)
+
+
 def label_similarity_targets(
-    labels: torch.Tensor, all_labels: torch.Tensor | None = None, offset: int = 0
+    labels: torch.Tensor, all_labels: torch.Tensor | None = None, offset: int = 0,
+    label_weights: torch.Tensor | None = None, hard_mix: float = 0.0,
 ) -> torch.Tensor:
     """Soft targets from label similarity: row-normalised cosine similarity of label sets.
 
     Samples sharing labels share probability mass instead of being pushed apart; a
     sample with no labels only matches itself. One-hot distinct labels give the
-    identity matrix (plain InfoNCE).
+    identity matrix (plain InfoNCE). With ``label_weights`` (e.g. :func:`idf_weights`)
+    each label's column is scaled before the cosine, so sharing a rare label counts more
+    and a rare label one side lacks costs more: with IDF weights {crops, water, flooded
+    area} and {crops, water} are far less alike than their plain cosine of 0.82.
+    ``hard_mix`` mixes the targets with the identity (hard InfoNCE targets).
 
     Args:
         labels: (n, C) multi-hot (or soft) labels of the rows.
         all_labels: (N, C) labels of the columns (default: ``labels``, N = n).
         offset: Column of the first row's own sample (rank * n under ``local_loss``).
+        label_weights: (C,) weight of each label (default: all 1).
+        hard_mix: Share of the identity in the targets, in [0, 1].
 
     Returns:
         (n, N) row-stochastic target matrix.
     """
     labels = labels if labels.is_floating_point() else labels.float()
     columns = labels if all_labels is None else all_labels.to(labels.dtype)
+    if label_weights is not None:
+        weights = label_weights.to(device=labels.device, dtype=labels.dtype)  # (C,)
+        labels, columns = labels * weights, columns * weights
     unit = F.normalize(labels, dim=1)  # (n, C); all-zero rows stay zero
     unit_columns = F.normalize(columns, dim=1)  # (N, C)
     similarity = unit @ unit_columns.T  # (n, N)
@@ -143,11 +184,15 @@ def label_similarity_targets(
     empty_rows = labels.abs().sum(1) == 0  # (n,)
     empty_columns = columns.abs().sum(1) == 0  # (N,)
     similarity = torch.where(empty_rows[:, None] | empty_columns[None, :], eye, similarity)
-    return similarity / similarity.sum(1, keepdim=True)
+    targets = similarity / similarity.sum(1, keepdim=True)  # (n, N)
+    if hard_mix:
+        targets = (1.0 - hard_mix) * targets + hard_mix * eye
+    return targets
 
 
 def soft_target_loss(
-    a: torch.Tensor, b: torch.Tensor, logit_scale: torch.Tensor, labels: torch.Tensor
+    a: torch.Tensor, b: torch.Tensor, logit_scale: torch.Tensor, labels: torch.Tensor,
+    label_weights: torch.Tensor | None = None, hard_mix: float = 0.0,
 ) -> torch.Tensor:
     """Symmetric cross-entropy against label-similarity soft targets.
 
@@ -156,11 +201,14 @@ def soft_target_loss(
         b: (N, D) normalised features.
         logit_scale: Scalar exp(s).
         labels: (N, C) multi-hot labels of the N samples.
+        label_weights: (C,) weight per label (see :func:`label_similarity_targets`).
+        hard_mix: Share of hard (identity) targets.
 
     Returns:
         The mean of the a->b and b->a soft cross-entropies.
     """
-    return soft_target_loss_local(a, b, a, b, logit_scale, labels, labels, offset=0)
+    return soft_target_loss_local(a, b, a, b, logit_scale, labels, labels, offset=0,
+                                  label_weights=label_weights, hard_mix=hard_mix)
 
 
 def soft_target_loss_local(
@@ -172,6 +220,8 @@ def soft_target_loss_local(
     labels: torch.Tensor,
     all_labels: torch.Tensor,
     offset: int,
+    label_weights: torch.Tensor | None = None,
+    hard_mix: float = 0.0,
 ) -> torch.Tensor:
     """Soft-target cross-entropy of this process's rows against every process's columns.
 
@@ -187,13 +237,16 @@ def soft_target_loss_local(
         labels: (n, C) multi-hot labels of the local samples.
         all_labels: (N, C) labels from every process, in rank order.
         offset: Index of this process's first row in the gathered batch (rank * n).
+        label_weights: (C,) weight per label (see :func:`label_similarity_targets`).
+        hard_mix: Share of hard (identity) targets.
 
     Returns:
         The mean of the a->all_b and b->all_a soft cross-entropies over the n local rows.
     """
     logits_ab = logit_scale * a @ all_b.T  # (n, N)
     logits_ba = logit_scale * b @ all_a.T  # (n, N)
-    targets = label_similarity_targets(labels, all_labels, offset)  # (n, N)
+    targets = label_similarity_targets(labels, all_labels, offset, label_weights,
+                                       hard_mix)  # (n, N)
     loss_ab = -(targets * F.log_softmax(logits_ab, dim=1)).sum(1).mean()
     loss_ba = -(targets * F.log_softmax(logits_ba, dim=1)).sum(1).mean()
     return 0.5 * (loss_ab + loss_ba)
@@ -216,11 +269,20 @@ class PairwiseLoss(nn.Module):
     Either way, after DDP averages the parameter gradients over processes they equal
     those of one process computing the loss on the concatenated batch.
 
+    Soft targets (``soft_target``) can weight labels by rarity: ``label_weighting: idf``
+    scales each label by :func:`idf_weights` of its frequency before the label cosine —
+    the frequencies of the training split when ``label_frequencies`` is given (a domain's
+    training command fills it in, see :func:`with_label_frequencies`), else those of each
+    (gathered) batch. ``hard_mix`` mixes the soft targets with hard (identity) ones.
+
     Args:
         type: ``"clip"``, ``"siglip"`` or ``"soft_target"``.
         weights: Optional weight per pair, keyed ``"a-b"`` (default 1.0).
         gather: Gather features across processes before the loss (DDP).
         local_loss: Compute only this process's rows of the gathered logits (see above).
+        label_weighting: ``"none"`` (plain label cosine) or ``"idf"`` (soft targets only).
+        label_frequencies: (C,) fraction of training samples carrying each label (IDF).
+        hard_mix: Share of hard targets mixed into the soft ones, in [0, 1].
     """
 
     def __init__(
@@ -229,14 +291,41 @@ class PairwiseLoss(nn.Module):
         weights: dict[str, float] | None = None,
         gather: bool = True,
         local_loss: bool = False,
+        label_weighting: str = "none",
+        label_frequencies: Sequence[float] | None = None,
+        hard_mix: float = 0.0,
     ) -> None:
         super().__init__()
         if type not in LOSS_TYPES:
             raise ValueError(f"unknown loss type {type!r}; known: {', '.join(LOSS_TYPES)}")
+        if label_weighting not in LABEL_WEIGHTINGS:
+            raise ValueError(f"unknown label_weighting {label_weighting!r}; known: "
+                             f"{', '.join(LABEL_WEIGHTINGS)}")
+        if not 0.0 <= float(hard_mix) <= 1.0:
+            raise ValueError(f"hard_mix must lie in [0, 1], got {hard_mix}")
+        if type != "soft_target" and (label_weighting != "none" or hard_mix):
+            raise ValueError(f"label_weighting and hard_mix shape soft targets; the {type!r} "
+                             f"loss has none (use type: soft_target)")
         self.kind = type
         self.weights = dict(weights or {})
         self.gather = gather
         self.local_loss = local_loss
+        self.label_weighting = label_weighting
+        self.hard_mix = float(hard_mix)
+        self.label_weights = (idf_weights(label_frequencies)
+                              if label_weighting == "idf" and label_frequencies is not None
+                              else None)  # (C,) from the training split; None: per batch
+
+    def _label_weights(self, all_labels: torch.Tensor) -> torch.Tensor | None:
+        """The (C,) label weights of this step (``None``: plain cosine)."""
+        if self.label_weighting == "none":
+            return None
+        if self.label_weights is not None:
+            if self.label_weights.shape[0] != all_labels.shape[1]:
+                raise ValueError(f"label_frequencies has {self.label_weights.shape[0]} labels, "
+                                 f"the batch's labels have {all_labels.shape[1]}")
+            return self.label_weights
+        return idf_weights(label_frequencies(all_labels))
 
     @classmethod
     def from_spec(cls, spec: dict[str, Any] | PairwiseLoss) -> PairwiseLoss:
@@ -279,7 +368,7 @@ class PairwiseLoss(nn.Module):
         if labels is None or all_labels is None:
             raise ValueError("soft_target loss needs a 'label' tensor in the mini-batch")
         return soft_target_loss_local(a, b, all_a, all_b, logit_scale, labels, all_labels,
-                                      offset)
+                                      offset, self._label_weights(all_labels), self.hard_mix)
 
     def forward(
         self,
@@ -324,3 +413,19 @@ class PairwiseLoss(nn.Module):
             parts[f"{a}-{b}"] = loss
         total = sum(self.weights.get(k, 1.0) * v for k, v in parts.items())
         return total, parts  # type: ignore[return-value]
+
+
+def with_label_frequencies(spec: dict[str, Any], labels: torch.Tensor) -> dict[str, Any]:
+    """A loss spec with ``label_frequencies`` of the training split filled in, when it asks
+    for IDF label weighting without them (other specs come back unchanged).
+
+    Args:
+        spec: The loss spec (e.g. ``{"type": "soft_target", "label_weighting": "idf"}``).
+        labels: (N, C) multi-hot labels of the training samples.
+
+    Returns:
+        The spec, with ``label_frequencies`` (a list of C floats) where needed.
+    """
+    if spec.get("label_weighting", "none") != "idf" or spec.get("label_frequencies"):
+        return spec
+    return {**spec, "label_frequencies": label_frequencies(labels).tolist()}

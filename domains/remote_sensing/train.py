@@ -12,7 +12,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from core.cli import run_cli
+from core.data import labels_of
+from core.losses import with_label_frequencies
 from core.model import ContrastiveModel
 from core.runs import (
     quiet_lightning,  # noqa: F401  (tests call train.quiet_lightning)
@@ -57,6 +61,30 @@ def input_map(model_towers: Any, sensors: list[str]) -> dict[str, dict[str, str]
             for s in sensors}
 
 
+def training_labels(datamodule: CLOSPDataModule, sensors: list[str]) -> torch.Tensor:
+    """(N, 12) multi-hot labels of every training scene of ``sensors``, from the archive
+    tables (no image is read); (0, 12) when a table lists no labels."""
+    rows = []
+    for sensor in sensors:
+        dataset = datamodule.dataset(sensor, "train")
+        listed = [labels_of(v) for v in dataset.metadata.get("labels", [])]
+        if not listed or not all(listed):
+            return torch.zeros(0, len(dataset.vocabulary))
+        rows += [dataset.label_vector(labels) for labels in listed]
+    return torch.stack(rows)
+
+
+def loss_spec(variant: Variant, datamodule: CLOSPDataModule) -> dict[str, Any]:
+    """The variant's loss spec (its config's: the run's, ``clip`` for ``infonce``); IDF
+    label weighting gets the training split's label frequencies (per batch when the archive
+    tables list no labels)."""
+    spec = dict(variant.config.loss)
+    if spec.get("label_weighting", "none") != "idf":
+        return spec
+    labels = training_labels(datamodule, variant.sensors)
+    return with_label_frequencies(spec, labels) if len(labels) else spec
+
+
 def train_variant(variant: Variant, config: dict[str, Any], root: Path,
                   out: Path) -> tuple[Path, ContrastiveModel | None]:
     """Train one variant (resuming from its last checkpoint if any) and save its folder.
@@ -75,7 +103,8 @@ def train_variant(variant: Variant, config: dict[str, Any], root: Path,
     level = datamodule.dataset("s2", "train").level if "s2" in variant.sensors else None
     return train_model(
         variant, out, datamodule, trainer=config["trainer"],
-        seed=config["seed"], loss=config["loss"], optimizer=config["optimizer"],
+        seed=config["seed"], loss=loss_spec(variant, datamodule),
+        optimizer=config["optimizer"],
         input_map=input_map(variant.config.towers, variant.sensors),
         saved={"sensors": variant.sensors, "s2_bands": variant.s2_bands, "s2_level": level,
                "run": config},

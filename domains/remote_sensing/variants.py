@@ -4,7 +4,13 @@
 - ``rgb``: the S2 tower on bands B04, B03, B02 only, no S1 — what a user of an RGB
   remote-sensing CLIP gets;
 - ``s1_alone``: the S1 tower trained without the S2 branch;
-- ``geo``: GeoCLOSP when the main model is CLOSP, CLOSP when it is GeoCLOSP.
+- ``geo``: GeoCLOSP when the main model is CLOSP, CLOSP when it is GeoCLOSP;
+- ``infonce``: the main model trained with the ``clip`` loss (symmetric InfoNCE, every
+  other scene of the batch a negative) instead of the run's soft targets, so the report
+  can put crisis retrieval under both side by side.
+
+Each variant trains with its own config's ``loss`` (the run's loss for all but
+``infonce``).
 """
 
 from __future__ import annotations
@@ -17,7 +23,9 @@ from core.registry import get_model_config
 from domains.remote_sensing.transforms import sensor_bands
 
 RGB_BANDS = ["B04", "B03", "B02"]
-COMPANIONS = ("rgb", "s1_alone", "geo")
+COMPANIONS = ("rgb", "s1_alone", "geo", "infonce")
+#: The loss of the ``infonce`` companion.
+INFONCE_LOSS = {"type": "clip"}
 
 
 @dataclass
@@ -72,7 +80,7 @@ def build_variants(
 
     Args:
         model_name: Registry name of the main model.
-        companions: Any of ``rgb``, ``s1_alone``, ``geo``.
+        companions: Any of ``rgb``, ``s1_alone``, ``geo``, ``infonce``.
         overrides: Model-config overrides applied to every variant (e.g. the loss).
 
     Returns:
@@ -80,7 +88,7 @@ def build_variants(
     """
     overrides = overrides or {}
     main = runs.main_model_config(model_name, companions, COMPANIONS, overrides)
-    variants = [Variant("main", main, sensors=[s for s in ("s2", "s1") if s in main.towers])]
+    variants = [Variant("main", main, sensors=main_sensors(main))]
     if "rgb" in companions:
         config = get_model_config(model_name, **overrides)
         config.towers["s2"]["in_chans"] = len(RGB_BANDS)
@@ -96,4 +104,15 @@ def build_variants(
     if "geo" in companions:
         config = get_model_config(geo_counterpart(model_name), **overrides)
         variants.append(Variant("geo", config, sensors=["s2", "s1"]))
+    if "infonce" in companions:
+        config = get_model_config(model_name, **{k: v for k, v in overrides.items()
+                                                 if k != "loss"})
+        config.loss = dict(INFONCE_LOSS)  # replaced, not merged: no soft-target options
+        config.name = f"{model_name}-infonce"
+        variants.append(Variant("infonce", config, sensors=list(main_sensors(config))))
     return variants
+
+
+def main_sensors(config: ModelConfig) -> list[str]:
+    """The sensors a model config has towers for, S2 first."""
+    return [s for s in ("s2", "s1") if s in config.towers]
