@@ -60,6 +60,33 @@ def add_common_flags(parser: argparse.ArgumentParser, *, layouts: Sequence[str],
                         "folder that is not a run")
 
 
+def add_seeds_flag(parser: argparse.ArgumentParser) -> None:
+    """Add ``--seeds S [S ...]`` (the whole run once per seed, then mean ± sd; see
+    :mod:`core.seeds`)."""
+    parser.add_argument("--seeds", type=int, nargs="+", metavar="SEED",
+                        help="train every model once per seed into OUT/seed-<s>/ and write "
+                        "OUT/seeds.json, seeds.md, seeds.png (figures as mean ± sd, claims "
+                        "with per-seed gains and a verdict); OUT is --out, else the run "
+                        "folder + '-seeds'. Run the same command again to continue")
+
+
+def seeds_config(args: argparse.Namespace, config: dict[str, Any]) -> dict[str, Any]:
+    """The run config of a ``--seeds`` run: ``out`` is the seeds folder.
+
+    ``--out`` names it; without it, the single run's folder with ``-seeds`` appended (so
+    the seeds never mix with a single-seed run).
+
+    Raises:
+        SystemExit: ``--resume`` was given with ``--seeds`` (the same ``--seeds`` command
+            continues instead).
+    """
+    if args.resume is not None:
+        raise SystemExit("--seeds continues by running the same command again; --resume "
+                         "takes one run folder (e.g. OUT/seed-1)")
+    out = args.out if args.out is not None else f"{config['out']}-seeds"
+    return {**config, "out": str(out)}
+
+
 def add_set_flag(parser: argparse.ArgumentParser) -> None:
     """Add ``--set KEY=VALUE`` (any config key, dotted, YAML value; repeatable)."""
     parser.add_argument("--set", dest="overrides", action="append", default=[],

@@ -41,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
                               batch_help="scenes per sensor mini-batch")
     parser.add_argument("--no-companions", action="store_true",
                         help="train only the main model (no RGB / S1-alone / Geo comparison)")
+    run_args.add_seeds_flag(parser)
     run_args.add_set_flag(parser)
     return parser
 

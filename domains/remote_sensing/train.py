@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from core import run_args, seeds
 from core.cli import run_cli
 from core.data import labels_of
 from core.losses import with_label_frequencies
@@ -135,13 +136,24 @@ def evaluate(*args: Any, **kwargs: Any) -> Any:
 
 
 def main(argv: list[str] | None = None) -> Path:
-    """Run the training entry point; return the run folder."""
+    """Run the training entry point; return the run folder (with ``--seeds``, the folder
+    holding ``seed-<s>/`` and ``seeds.json``)."""
     args = build_parser().parse_args(argv)
     config = resolve_run_config(args)
-    return train_run(config, resume=args.resume is not None, overwrite=args.overwrite,
-                     command="domains.remote_sensing.train", figures=FIGURES,
-                     data_root=data_root, variants=variants_for, train=train_variant,
-                     evaluate=evaluate)
+
+    def run(config: dict[str, Any]) -> Path:
+        return train_run(config, resume=args.resume is not None, overwrite=args.overwrite,
+                         command="domains.remote_sensing.train", figures=FIGURES,
+                         data_root=data_root, variants=variants_for, train=train_variant,
+                         evaluate=evaluate)
+
+    if not args.seeds:
+        return run(config)
+    config = run_args.seeds_config(args, config)
+    summary = seeds.run_seeds(config, args.seeds, run, overwrite=args.overwrite,
+                              title=f"{config['model']} seeds")
+    seeds.print_verdicts(summary)
+    return Path(config["out"])
 
 
 if __name__ == "__main__":
