@@ -164,3 +164,79 @@ def plot_gallery(rows: Sequence[tuple[str, Sequence[GalleryItem]]], path: str | 
             axis.set_title(item.caption, fontsize=6)
         axes[r][0].set_ylabel(query, fontsize=8, rotation=0, ha="right", va="center", wrap=True)
     return _save(figure, path)
+
+
+def tile_grid(scores: Sequence[float] | np.ndarray, positions: np.ndarray, tile_size: int,
+              dimensions: tuple[int, int]) -> np.ndarray:
+    """Per-tile scores laid out on the tile grid of a large image (NaN where no tile).
+
+    Args:
+        scores: (T,) score of each tile.
+        positions: (T, 2) (x, y) of each tile's top-left corner in full-resolution pixels.
+        tile_size: Tile side in full-resolution pixels.
+        dimensions: (width, height) of the full-resolution image.
+
+    Returns:
+        (ceil(height / tile_size), ceil(width / tile_size)) float array.
+    """
+    width, height = (int(v) for v in dimensions)
+    grid = np.full((-(-height // tile_size), -(-width // tile_size)), np.nan)  # (rows, cols)
+    positions = np.asarray(positions, dtype=np.int64).reshape(-1, 2)
+    values = np.asarray(scores, dtype=np.float64).reshape(-1)
+    if len(values) != len(positions):
+        raise ValueError(f"{len(values)} scores for {len(positions)} tile positions")
+    grid[positions[:, 1] // tile_size, positions[:, 0] // tile_size] = values
+    return grid
+
+
+def plot_tile_heatmap(
+    background: np.ndarray,
+    scores: Sequence[float] | np.ndarray,
+    positions: np.ndarray,
+    tile_size: int,
+    dimensions: tuple[int, int],
+    path: str | Path,
+    title: str = "",
+    label: str = "score",
+    boxes: Sequence[Sequence[float]] = (),
+) -> Path:
+    """Plot per-tile scores as a translucent heat map over a picture of the whole image.
+
+    Used for whole-slide images (a tumour probability per tissue tile over the slide
+    thumbnail) and for any large image scored tile by tile. Cells without a tile stay
+    clear.
+
+    Args:
+        background: (h, w, 3) RGB picture of the whole image in [0, 1] (a thumbnail).
+        scores: (T,) score of each tile, in [0, 1].
+        positions: (T, 2) (x, y) of each tile's top-left corner in full-resolution pixels.
+        tile_size: Tile side in full-resolution pixels.
+        dimensions: (width, height) of the full-resolution image.
+        path: Output PNG.
+        title: Figure title.
+        label: Colour-bar label.
+        boxes: Outlines to draw, ``(x0, y0, x1, y1)`` in full-resolution pixels (e.g. an
+            annotated tumour region).
+
+    Returns:
+        The PNG path.
+    """
+    width, height = (int(v) for v in dimensions)
+    grid = tile_grid(scores, positions, tile_size, dimensions)  # (rows, columns)
+    rows, columns = grid.shape
+    aspect = height / max(width, 1)
+    figure, axis = plt.subplots(figsize=(7, max(2.5, 7 * aspect)))
+    axis.imshow(np.clip(background, 0, 1), extent=(0, width, height, 0))
+    image = axis.imshow(np.ma.masked_invalid(grid), cmap="inferno", vmin=0, vmax=1, alpha=0.55,
+                        extent=(0, columns * tile_size, rows * tile_size, 0),
+                        interpolation="nearest")
+    for x0, y0, x1, y1 in boxes:
+        axis.add_patch(plt.Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False,
+                                     edgecolor="tab:cyan", linewidth=1.5, linestyle="--"))
+    axis.set_xlim(0, width)
+    axis.set_ylim(height, 0)
+    axis.set_xticks([])
+    axis.set_yticks([])
+    axis.set_title(title, fontsize=9)
+    figure.colorbar(image, fraction=0.046, label=label)
+    return _save(figure, path)

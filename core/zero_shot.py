@@ -88,6 +88,25 @@ class PromptClassifier:
                 modality=self.modality).float().cpu()  # (D, C)
         return self._classifiers[key]
 
+    def prompt_set_embeddings(self, prompt_sets: Sequence[Sequence[str]]) -> torch.Tensor:
+        """(D, C) normalised embeddings of classes given by explicit prompts (cached).
+
+        Each class is the re-normalised mean of its own prompts, used as they are (no
+        template): e.g. knowledge-card descriptions, or a CheXzero positive prompt set.
+
+        Args:
+            prompt_sets: Per class, its prompts (at least one each).
+        """
+        columns = []
+        for prompts in prompt_sets:
+            prompts = list(prompts)
+            if not prompts:
+                raise ValueError("every class needs at least one prompt")
+            # the "{}" template keeps each prompt as it is; the rest ride as synonyms
+            columns.append(self.class_embeddings([prompts[0]], ["{}"],
+                                                 {prompts[0]: prompts[1:]}))  # (D, 1)
+        return torch.cat(columns, dim=1)  # (D, C)
+
     @torch.no_grad()
     def scores(self, features: torch.Tensor, classes: Sequence[str], templates: Sequence[str],
                synonyms: Mapping[str, Sequence[str]] | None = None,

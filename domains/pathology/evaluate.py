@@ -1,0 +1,290 @@
+"""`python -m domains.pathology.evaluate RUN [--data PATH --layout L]`: evaluate a pathology run.
+
+Also called at the end of training, which writes the run's own ``metrics.json``,
+``report.md`` and figures into the run folder. Run on its own — e.g. a model trained on
+NCT-CRC-HE-100K evaluated on CRC-VAL-HE-7K — it writes into ``RUN/eval/<data-folder-name>/``
+(or ``--out``) and never touches the training report. For every model of the run, on the
+held-out split (:mod:`domains.pathology.evaluation`): tile zero-shot tissue classes with
+three prompt sets, with and without Macenko stain normalisation, beside chance and the
+majority class; slide zero-shot by top-K pooling with its time per 1,000 tiles; caption
+<-> tile Recall@k. Figures: training curves, the tile confusion matrix, a slide heat map.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+
+from core.atomic import atomic_write_bytes
+from core.checkpoint import load_run, variant_folder
+from core.cli import run_cli
+from core.data import BadSampleLog, collect_bad_samples
+from core.model import ContrastiveModel
+from core.plots import (
+    plot_confusion_matrix,
+    plot_tile_heatmap,
+    plot_training_curves,
+    read_metrics_csv,
+)
+from core.resources import load_yaml
+from core.runs import EVALUATION_FILE, evaluation_folder
+from core.zero_shot import PromptClassifier
+from domains.pathology import cards
+from domains.pathology.archives import open_dataset
+from domains.pathology.embed import (
+    EmbeddedSlide,
+    EmbeddedTiles,
+    embed_slide,
+    embed_split,
+    slide_table,
+)
+from domains.pathology.evaluation import (
+    PROMPT_KINDS,
+    RECALL_KS,
+    retrieval_metrics,
+    slide_scores,
+    slide_zero_shot,
+    tile_baselines,
+    tile_zero_shot,
+    zero_shot_logits,
+)
+from domains.pathology.report import STAINS, headline, markdown_report, print_summary
+from domains.pathology.train import BAD_SAMPLE_LOG, data_root, variants_for
+from domains.pathology.transforms import stain_normalisation
+from domains.pathology.variants import Variant
+
+
+def slide_class(label: str) -> str:
+    """The card class a slide label names (code, name or synonym)."""
+    cls = cards.code_to_class(label)
+    if cls is None:
+        raise ValueError(f"slide label {label!r} names no tissue class of the card; known: "
+                         f"{', '.join(cards.tissue_classes())}")
+    return cls
+
+
+def train_targets(root: Path, layout: str | None, options: dict[str, Any]) -> np.ndarray:
+    """(M,) class indices of the training tiles (for the majority-class baseline)."""
+    classes = cards.tissue_classes()
+    labels = open_dataset(root, "train", layout=layout, **options).labels()
+    return np.array([classes.index(v) if v in classes else -1 for v in labels], dtype=np.int64)
+
+
+def evaluate_slides(classifier: PromptClassifier, slides: list[EmbeddedSlide],
+                    k: int) -> tuple[dict[str, Any], list[np.ndarray]]:
+    """MI-Zero slide zero-shot of embedded slides over the classes their labels name.
+
+    Returns:
+        The slide figures, and per slide its (T, 9) tile probabilities (for heat maps).
+    """
+    classes = cards.tissue_classes()
+    named = {slide_class(s.label) for s in slides}
+    slide_classes = [c for c in classes if c in named]
+    tile_probabilities, probabilities, per_slide = [], [], []
+    for slide in slides:
+        tiles = zero_shot_logits(classifier, slide.features, classes).softmax(1).numpy()
+        scores = slide_scores(tiles, classes, slide_classes, k)  # (S,)
+        tile_probabilities.append(tiles)
+        probabilities.append(scores)
+        per_slide.append({"slide_id": slide.slide_id, "label": slide_class(slide.label),
+                          "predicted": slide_classes[int(scores.argmax())],
+                          "tiles": len(slide.features),
+                          "probabilities": dict(zip(slide_classes, map(float, scores),
+                                                    strict=True))})
+    target = np.array([slide_classes.index(slide_class(s.label)) for s in slides])
+    tiles_total = sum(len(s.features) for s in slides)
+    seconds = sum(s.seconds for s in slides)
+    result = {**slide_zero_shot(np.stack(probabilities), target, slide_classes), "k": k,
+              "classes": slide_classes, "tiles": tiles_total,
+              "tile_size": slides[0].tile_size,
+              "seconds_per_1000_tiles": 1000 * seconds / max(tiles_total, 1),
+              "per_slide": per_slide}
+    return result, tile_probabilities
+
+
+def evaluate_model(model: ContrastiveModel, tiles: dict[str, EmbeddedTiles],
+                   slides: list[EmbeddedSlide], reference: np.ndarray | None,
+                   settings: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Tile and slide zero-shot and retrieval of one model on one embedded split.
+
+    Args:
+        model: The trained model.
+        tiles: Stain setting (``none``, ``macenko``) -> the split's tiles embedded with it.
+        slides: The split's slides, embedded (may be empty).
+        reference: Training class indices (majority baseline; ``None``: the split's own).
+        settings: The run config's ``evaluation`` section (``top_k``, ``recall_ks``).
+
+    Returns:
+        The metrics, and what the figures need (logits, tile probabilities).
+    """
+    classes = cards.tissue_classes()
+    classifier = PromptClassifier(model)
+    own = stain_normalisation(model.config.extra) or "none"
+    first = tiles[own]
+    zero_shot: dict[str, Any] = {"own_stain": own, "tiles": int((first.target >= 0).sum())}
+    logits: dict[tuple[str, str], torch.Tensor] = {}
+    for stain, embedded in tiles.items():
+        zero_shot[stain] = {}
+        for kind in PROMPT_KINDS:
+            logits[stain, kind] = zero_shot_logits(classifier, embedded.images, classes, kind)
+            zero_shot[stain][kind] = tile_zero_shot(logits[stain, kind], embedded.target,
+                                                    classes)
+    zero_shot["baselines"] = tile_baselines(first.target, len(classes), reference)
+    ks = tuple(settings.get("recall_ks") or RECALL_KS)
+    result: dict[str, Any] = {
+        "tile_zero_shot": zero_shot,
+        "retrieval": {**retrieval_metrics(first.images, first.captions, first.target, ks),
+                      "ks": list(ks)}}
+    extras: dict[str, Any] = {"logits": logits[own, "ensemble"], "target": first.target}
+    if slides:
+        result["slide_zero_shot"], extras["slide_tiles"] = evaluate_slides(
+            classifier, slides, int(settings.get("top_k", 10)))
+    return result, extras
+
+
+def embed_slides(model: ContrastiveModel, root: Path, split: str,
+                 settings: dict[str, Any], batch_size: int) -> list[EmbeddedSlide]:
+    """Embed the slides of a split listed in ``ROOT/slides.csv`` (none: empty)."""
+    table = slide_table(root, split)
+    options = dict(settings.get("slide_options") or {})
+    return [embed_slide(model, root / row["path"], tile_size=int(
+        settings.get("slide_tile_size", 224)), batch_size=batch_size,
+        slide_id=row["slide_id"], label=row["label"], **options)
+        for _, row in table.iterrows()]
+
+
+def write_figures(out: Path, results: dict[str, Any], extras: dict[str, Any],
+                  slides: list[EmbeddedSlide], root: Path, split: str) -> None:
+    """The confusion matrix of the main model and the heat map of one held-out slide."""
+    classes = cards.tissue_classes()
+    zero_shot = results["main"]["tile_zero_shot"]
+    own = zero_shot[zero_shot["own_stain"]]["ensemble"]
+    codes = [cards.class_code(c) for c in classes]
+    plot_confusion_matrix(np.array(own["confusion"]), codes, out / "confusion_matrix.png",
+                          title=f"tile zero-shot, balanced accuracy "
+                          f"{own['balanced_accuracy']:.3f}")
+    if not slides:
+        return
+    tumour = cards.tumour_classes()[0]
+    chosen = next((i for i, s in enumerate(slides) if slide_class(s.label) == tumour), 0)
+    slide = slides[chosen]
+    probabilities = extras["slide_tiles"][chosen][:, classes.index(tumour)]  # (T,)
+    table = slide_table(root, split)
+    boxes_text = table.set_index("slide_id").get("tumour_boxes", {}).get(slide.slide_id, "")
+    boxes = json.loads(boxes_text) if boxes_text else []
+    plot_tile_heatmap(slide.thumbnail, probabilities, slide.positions, slide.tile_size,
+                      slide.dimensions, out / "slide_heatmap.png",
+                      title=f"{slide.slide_id} ({slide_class(slide.label)}): {tumour}",
+                      label=f"P({tumour})", boxes=boxes)
+
+
+def evaluate_variants(models: dict[str, ContrastiveModel], variants: list[Variant],
+                      config: dict[str, Any], root: Path, out: Path,
+                      training_seconds: float | None = None, run: Path | None = None
+                      ) -> dict[str, Any]:
+    """Evaluate every trained variant; write ``metrics.json``, ``report.md`` and figures.
+
+    Args:
+        models: Trained models by variant name.
+        variants: The run's variants (main first).
+        config: The run configuration.
+        root: Data folder.
+        out: Where metrics, report and figures go (the run folder at the end of training).
+        training_seconds: Wall time of training, for the report.
+        run: The run folder when ``out`` is another one (its curves and skipped tiles).
+
+    Returns:
+        The metrics dict written to ``metrics.json``.
+    """
+    torch.manual_seed(config["seed"])
+    data = config["data"]
+    settings = config.get("evaluation") or {}
+    split = settings.get("split", "test")
+    options = data.get("options") or {}
+    try:
+        reference = train_targets(root, data.get("layout"), options)
+    except (FileNotFoundError, ValueError):  # an evaluation folder without a train split
+        reference = None
+    results: dict[str, Any] = {}
+    main_extras: dict[str, Any] = {}
+    main_slides: list[EmbeddedSlide] = []
+    bad: list[tuple[str, str]] = []
+    for variant in variants:
+        model = models[variant.name]
+        tiles = {stain: embed_split(model, root, split, data.get("layout"), data["batch_size"],
+                                    options, stain=None if stain == "none" else stain)
+                 for stain in STAINS}
+        slides = embed_slides(model, root, split, settings, data["batch_size"])
+        results[variant.name], extras = evaluate_model(model, tiles, slides, reference,
+                                                       settings)
+        if variant.name == "main":
+            main_extras, main_slides = extras, slides
+            bad = tiles["none"].bad_samples
+    summary = headline(results)
+    timing = {"training_seconds": training_seconds}
+    logged = collect_bad_samples([], BadSampleLog((run or out) / "logs" / BAD_SAMPLE_LOG))
+    bad = list(dict.fromkeys([*logged, *bad]))
+    payload = {"domain": "pathology", "summary": summary, "variants": results,
+               "timing": timing, "bad_samples": bad}
+    atomic_write_bytes(out / "metrics.json", json.dumps(payload, indent=2).encode())
+    atomic_write_bytes(out / "report.md",
+                       markdown_report(results, summary, config, timing).encode())
+    logs_dir = (run or out) / "logs"
+    logs = {v.name: read_metrics_csv(logs_dir / v.name / "metrics.csv") for v in variants
+            if (logs_dir / v.name / "metrics.csv").is_file()}
+    if logs:
+        plot_training_curves(logs, ["train/loss", "val/loss", "train/temperature"],
+                             out / "curves.png")
+    write_figures(out, results, main_extras, main_slides, root, split)
+    print_summary(summary, str(out), bad)
+    return payload
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """Evaluate a run folder from the command line (into its own folder)."""
+    parser = argparse.ArgumentParser(prog="python -m domains.pathology.evaluate",
+                                     description="Evaluate a pathology run folder: tile and "
+                                     "slide zero-shot tissue classes, caption <-> tile "
+                                     "retrieval.")
+    parser.add_argument("run", type=Path, help="run folder written by train")
+    parser.add_argument("--data", type=Path, help="data root (default: the run's)")
+    parser.add_argument("--layout", help="layout of --data (default: detected)")
+    parser.add_argument("--set", dest="options", action="append", default=[],
+                        metavar="KEY=VALUE", help="loader option of --data (YAML value), "
+                        "e.g. folder_split=test for CRC-VAL-HE-7K")
+    parser.add_argument("--split", default="test", choices=("train", "val", "test"),
+                        help="the split to evaluate")
+    parser.add_argument("--top-k", type=int, help="slide zero-shot: tiles pooled per class")
+    parser.add_argument("--out", type=Path,
+                        help="where to write (default: RUN/eval/<data folder name>/)")
+    args = parser.parse_args(argv)
+    config = load_yaml(args.run / "run.yaml")
+    config.setdefault("evaluation", {})["split"] = args.split
+    if args.top_k is not None:
+        config["evaluation"]["top_k"] = args.top_k
+    if args.data is not None:
+        config["data"]["root"] = str(args.data)
+        config["data"]["layout"] = args.layout
+        config["data"]["options"] = {}
+    for text in args.options:
+        key, _, raw = text.partition("=")
+        config["data"].setdefault("options", {})[key.strip()] = yaml.safe_load(raw)
+    root = data_root(config)
+    out = evaluation_folder(args.run, root, args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(out / EVALUATION_FILE, yaml.safe_dump(
+        {"run": str(args.run.resolve()), "data": str(root.resolve()),
+         "layout": config["data"].get("layout"), "split": args.split}).encode())
+    variants = variants_for(config)
+    models = {v.name: load_run(variant_folder(args.run, v.name)) for v in variants}
+    return evaluate_variants(models, variants, config, root, out, run=args.run)
+
+
+if __name__ == "__main__":
+    run_cli(main)
