@@ -188,9 +188,9 @@ class TissueClassifier:
                       batch_size: int = 64, **options: Any) -> SlidePrediction:
         """Slide-level class probabilities by top-K pooling of its tissue tiles (MI-Zero).
 
-        Every tissue tile is scored over ``classes``; a class's slide score is the mean of
-        its ``k`` highest tile probabilities, and the scores are re-normalised over the
-        classes.
+        Every tissue tile is scored against each class's prompts; a class's slide logit is
+        the mean of its ``k`` highest tile logits, and the slide probabilities are their
+        softmax over ``classes``. Per tile, the table holds the softmax over ``classes``.
 
         Args:
             path: A whole-slide image (SVS, pyramidal TIFF, anything OpenSlide or tifffile
@@ -209,9 +209,9 @@ class TissueClassifier:
         names = resolve_classes(classes)
         slide = embed_slide(self.run.model, path, tile_size=tile_size, batch_size=batch_size,
                             **options)
-        tiles = self.probabilities(slide.features, names, prompts).numpy()  # (T, C)
-        pooled = slide_scores(tiles, names, names, k)  # (C,)
-        table = pd.DataFrame(tiles, columns=names)
+        logits = zero_shot_logits(self.prompts, slide.features, names, prompts)  # (T, C)
+        pooled = slide_scores(logits.numpy(), names, names, k)  # (C,)
+        table = pd.DataFrame(logits.softmax(1).numpy(), columns=names)
         table.insert(0, "y", slide.positions[:, 1])
         table.insert(0, "x", slide.positions[:, 0])
         return SlidePrediction(path=str(path), classes=names,

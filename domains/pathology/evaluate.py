@@ -88,9 +88,9 @@ def evaluate_slides(classifier: PromptClassifier, slides: list[EmbeddedSlide],
     slide_classes = [c for c in classes if c in named]
     tile_probabilities, probabilities, per_slide = [], [], []
     for slide in slides:
-        tiles = zero_shot_logits(classifier, slide.features, classes).softmax(1).numpy()
-        scores = slide_scores(tiles, classes, slide_classes, k)  # (S,)
-        tile_probabilities.append(tiles)
+        logits = zero_shot_logits(classifier, slide.features, classes)  # (T, 9)
+        scores = slide_scores(logits.numpy(), classes, slide_classes, k)  # (S,)
+        tile_probabilities.append(logits.softmax(1).numpy())
         probabilities.append(scores)
         per_slide.append({"slide_id": slide.slide_id, "label": slide_class(slide.label),
                           "predicted": slide_classes[int(scores.argmax())],

@@ -9,9 +9,10 @@ its random-ranking expectation). What is about pathology:
   ``single`` (the class name in the first template), ``ensemble`` (CONCH: class names x
   synonyms x templates, averaged) and ``descriptions`` (the card's morphology
   descriptions, averaged); a class outside the card is prompted by its name;
-- slide zero-shot as MI-Zero: every tile of a slide is scored over the tissue classes,
-  and a class's slide score is the mean of its K highest tile scores (top-K pooling),
-  so a slide with a small tumour region is still called tumour;
+- slide zero-shot as MI-Zero: every tile of a slide is scored against each class's
+  prompts, a class's slide logit is the mean of its K highest tile logits (top-K
+  pooling), and the softmax over the slide classes gives slide probabilities — so a
+  slide with a small tumour region is still called tumour;
 - caption <-> tile Recall@k, a hit being a tile of the same class (and, stricter, the
   tile's own caption), with the random-ranking expectation beside it.
 """
@@ -133,29 +134,28 @@ def top_k_pool(scores: torch.Tensor | np.ndarray, k: int) -> np.ndarray:
     return top.mean(0)
 
 
-def slide_scores(tile_probabilities: torch.Tensor | np.ndarray, classes: Sequence[str],
+def slide_scores(tile_logits: torch.Tensor | np.ndarray, classes: Sequence[str],
                  slide_classes: Sequence[str], k: int) -> np.ndarray:
-    """Slide probabilities over ``slide_classes`` by top-K pooling of tile probabilities.
+    """Slide probabilities over ``slide_classes``, as MI-Zero: top-K pooled logits, softmax.
 
-    Tiles are scored over the full tissue vocabulary ``classes`` (so a stroma tile is not
-    forced to be tumour or mucosa); the pooled scores of the slide classes are then
-    re-normalised to sum to one.
+    A tile's logit for a class is its scaled cosine similarity to the class's prompts
+    (independent of the other classes), so pooling the slide classes' columns of a
+    larger vocabulary gives the same slide scores as scoring those classes alone.
 
     Args:
-        tile_probabilities: (T, C) per-tile class probabilities over ``classes``.
+        tile_logits: (T, C) per-tile logits over ``classes``.
         classes: The C tile classes.
         slide_classes: The S slide-level classes, each one of ``classes``.
         k: Tiles pooled per class.
 
     Returns:
-        (S,) slide probabilities.
+        (S,) slide probabilities (softmax of the pooled logits).
     """
     missing = [c for c in slide_classes if c not in classes]
     if missing:
         raise ValueError(f"slide classes {missing} are not among the tile classes {list(classes)}")
-    pooled = top_k_pool(tile_probabilities, k)[[list(classes).index(c) for c in slide_classes]]
-    total = pooled.sum()
-    return pooled / total if total > 0 else np.full(len(slide_classes), 1 / len(slide_classes))
+    pooled = top_k_pool(tile_logits, k)[[list(classes).index(c) for c in slide_classes]]  # (S,)
+    return torch.from_numpy(pooled).softmax(0).numpy()
 
 
 def slide_zero_shot(slide_probabilities: np.ndarray, target: np.ndarray,

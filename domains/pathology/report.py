@@ -103,9 +103,10 @@ def markdown_report(results: Mapping[str, Any], summary: Mapping[str, Any],
     lines += ["", "## Slide zero-shot (MI-Zero top-K pooling)", ""]
     if slides:
         lines += [f"Every tissue tile of a slide ({slides['tile_size']} px) is scored over "
-                  f"the nine tissue classes (ensemble prompts); a class's slide score is "
-                  f"the mean of its K = {slides['k']} highest tile probabilities, compared "
-                  f"over the slide classes {', '.join(slides['classes'])}. "
+                  f"each class's ensemble prompts; a class's slide logit is the mean of "
+                  f"its K = {slides['k']} highest tile logits, and the softmax over the "
+                  f"slide classes ({', '.join(slides['classes'])}) gives the slide "
+                  f"probabilities. "
                   f"{slides['samples']} slides, {slides['tiles']} tiles; slide inference "
                   f"(opening, tiling, reading, embedding, scoring) "
                   f"{fmt(slides['seconds_per_1000_tiles'])} s per 1,000 tiles.", ""]
