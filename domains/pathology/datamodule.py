@@ -52,7 +52,8 @@ class TileDataModule(SplitDataModule):
         batch_size: Tiles per mini-batch.
         num_workers: DataLoader worker processes.
         augment: Flips and quarter turns of training tiles.
-        stain_augment: HED perturbation strength of training tiles (0: off).
+        stain_scale: HED scale jitter of training tiles (``alpha``; 0: none).
+        stain_shift: HED shift jitter of training tiles (``beta``; 0: none).
         seed: Seed of shuffling and augmentation.
         strict: Raise on bad files instead of skipping them.
         options: Extra keyword arguments of the layout's loader.
@@ -61,7 +62,8 @@ class TileDataModule(SplitDataModule):
 
     def __init__(self, root: str | Path | None, model_extra: dict[str, Any],
                  layout: str | None = None, batch_size: int = 64, num_workers: int = 0,
-                 augment: bool = True, stain_augment: float = 0.05, seed: int = 0,
+                 augment: bool = True, stain_scale: float = 0.05, stain_shift: float = 0.01,
+                 seed: int = 0,
                  strict: bool = False, options: dict[str, Any] | None = None,
                  bad_sample_log: str | Path | None = None) -> None:
         super().__init__(root, default_root, batch_size=batch_size, num_workers=num_workers,
@@ -70,14 +72,15 @@ class TileDataModule(SplitDataModule):
         self.model_extra = dict(model_extra)
         self.layout = layout
         self.augment = augment
-        self.stain_augment = float(stain_augment)
+        self.stain_scale, self.stain_shift = float(stain_scale), float(stain_shift)
 
     def transforms(self, split: str) -> Compose:
         """The transform of a split: resize -> (stain) -> (training: HED, dihedral) ->
         standardise."""
         augment = None
-        if split == "train" and (self.augment or self.stain_augment > 0):
-            augment = training_augment(self.seed, self.stain_augment, self.augment)
+        if split == "train":
+            augment = training_augment(self.seed, self.stain_scale, self.stain_shift,
+                                       self.augment)
         return Compose(prepare(self.model_extra, augment=augment), TrainingFields())
 
     def open_split(self, split: str, transforms: Compose) -> Dataset:

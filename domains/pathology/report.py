@@ -95,7 +95,7 @@ def markdown_report(results: Mapping[str, Any], summary: Mapping[str, Any],
     lines += markdown_table(["prompts", "stain", "accuracy", "balanced accuracy", "macro F1"],
                             tile_rows(tiles))
     own = tiles[tiles["own_stain"]]
-    lines += ["", "Per-class F1 (ensemble prompts):", ""]
+    lines += ["", f"Per-class F1 (stain: {tiles['own_stain']}):", ""]
     lines += markdown_table(["class", *PROMPT_KINDS],
                             [[c, *(own[k]["per_class_f1"][c] for k in PROMPT_KINDS)]
                              for c in own["ensemble"]["per_class_f1"]])

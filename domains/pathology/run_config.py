@@ -2,7 +2,7 @@
 
 A run config is a YAML file under `configs/pathology/` (``kind: run``). The command line
 overrides any key: the common ones have flags, the rest go through ``--set KEY=VALUE``
-with dotted keys (``--set data.stain_augment=0``), values parsed as YAML. The merging is
+with dotted keys (``--set data.stain_scale=0``), values parsed as YAML. The merging is
 :func:`core.registry.deep_merge`; the shared flags and their resolution are
 :mod:`core.run_args`, as in every domain.
 """

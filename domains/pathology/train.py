@@ -53,7 +53,8 @@ def datamodule_for(variant: Variant, config: dict[str, Any], root: Path,
     return TileDataModule(root, variant.config.extra, layout=data.get("layout"),
                           batch_size=data["batch_size"], num_workers=data["num_workers"],
                           augment=bool(data.get("augment", True)),
-                          stain_augment=float(data.get("stain_augment", 0.05)),
+                          stain_scale=float(data.get("stain_scale", 0.05)),
+                          stain_shift=float(data.get("stain_shift", 0.01)),
                           seed=config["seed"], options=data.get("options") or {},
                           bad_sample_log=out / "logs" / BAD_SAMPLE_LOG if out else None)
 

@@ -95,23 +95,25 @@ def prepare(model_extra: Mapping[str, Any], stain: str | None | bool = True,
                    standardise(model_extra))
 
 
-def training_augment(seed: int = 0, stain_strength: float = 0.05,
+def training_augment(seed: int = 0, stain_scale: float = 0.05, stain_shift: float = 0.01,
                      flips: bool = True) -> Compose:
     """The random part of the training transform (on the resized [0, 1] tile).
 
     Args:
         seed: Seed of the random transforms.
-        stain_strength: HED perturbation strength (0: no stain augmentation).
+        stain_scale: HED scale jitter ``alpha`` (Tellez et al.; 0 with ``stain_shift`` 0:
+            no stain augmentation).
+        stain_shift: HED shift jitter ``beta``.
         flips: Random flips and quarter turns.
 
     Returns:
         H&E stain perturbation, then a dihedral symmetry.
     """
     stain = None
-    if stain_strength > 0:
+    if stain_scale > 0 or stain_shift > 0:
         from domains.pathology.stain import RandomHEStain
 
-        stain = RandomHEStain(sigma=stain_strength, seed=seed)
+        stain = RandomHEStain(alpha=stain_scale, beta=stain_shift, seed=seed)
     return Compose(stain, ClampUnit() if stain is not None else None,
                    RandomFlipRotate(seed=seed + 1) if flips else None)
 
