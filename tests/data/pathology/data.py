@@ -39,8 +39,10 @@ if str(ROOT) not in sys.path:
 from domains.pathology.synthetic.slide_writer import write_pyramidal_tiff  # noqa: E402
 
 CODES = ("ADI", "BACK", "DEB", "LYM", "MUC", "MUS", "NORM", "STR", "TUM")
-#: Ruifrok & Johnston's optical densities (rows H, E; columns R, G, B), unit length.
-HE_STAINS = np.array([[0.650, 0.704, 0.286], [0.072, 0.990, 0.105]])
+#: H&E optical densities (rows H, E; columns R, G, B), unit length: Macenko's reference
+#: vectors (MONAI's ``NormalizeHEStains`` default), whose pure-eosin pixels pass Macenko's
+#: all-channel transparency threshold (Ruifrok's eosin, red OD 0.07, would not).
+HE_STAINS = np.array([[0.5626, 0.7201, 0.4062], [0.2159, 0.8012, 0.5581]])
 HE_STAINS = HE_STAINS / np.linalg.norm(HE_STAINS, axis=1, keepdims=True)
 #: Transmitted light intensity of the fixtures (MONAI's Macenko default).
 LIGHT = 240.0
