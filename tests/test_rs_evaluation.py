@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from domains.remote_sensing import cards
 from domains.remote_sensing.embed import EmbeddedScenes
-from domains.remote_sensing.evaluation import (
+from domains.remote_sensing.geo_evaluation import (
     PROXIMITY_WEIGHTS,
     choose_proximity_weight,
     crisis_queries,

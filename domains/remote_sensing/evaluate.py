@@ -23,7 +23,7 @@ import yaml
 from core.atomic import atomic_write_bytes
 from core.checkpoint import load_run, variant_folder
 from core.cli import run_cli
-from core.data import BadSampleLog, collect_bad_samples
+from core.data import BadSampleLog, collect_bad_samples, labels_of
 from core.model import ContrastiveModel
 from core.plots import (
     GalleryItem,
@@ -35,22 +35,32 @@ from core.plots import (
 from core.resources import load_yaml
 from core.runs import EVALUATION_FILE, evaluation_folder
 from domains.remote_sensing import cards
+from domains.remote_sensing.archives import open_dataset
 from domains.remote_sensing.augment import SpeckleToLooks
 from domains.remote_sensing.embed import EmbeddedScenes, EvalData, embed_available, embed_scenes
 from domains.remote_sensing.evaluation import (
     SINGLE_LOOK_ENL,
-    choose_proximity_weight,
-    crisis_queries,
     evaluate_model,
+    held_out_queries,
     land_cover_queries,
 )
+from domains.remote_sensing.geo_evaluation import (
+    Query,
+    choose_fusion_weight,
+    choose_place_baselines,
+    choose_proximity_weight,
+    crisis_queries,
+)
 from domains.remote_sensing.render import render_scene
-from domains.remote_sensing.report import headline, markdown_report, print_summary
+from domains.remote_sensing.report import headline, markdown_report, plot_claims, print_summary
 from domains.remote_sensing.scene_io import SceneError
 from domains.remote_sensing.train import BAD_SAMPLE_LOG, variants_for
 from domains.remote_sensing.variants import Variant
 
 GALLERY_QUERIES = ["water", "trees", "snow and ice", "built area", "flooded area"]
+#: Variants whose crisis rankings get the place baselines (distance re-ranking, bbox
+#: filter): the main model and its CLOSP/GeoCLOSP counterpart, which the claims compare.
+PLACE_BASELINE_VARIANTS = ("main", "geo")
 
 
 def write_figures(out: Path, results: dict[str, Any], variants: list[Variant],
@@ -119,16 +129,47 @@ def single_look_scenes(model: ContrastiveModel, data: EvalData, seed: int
         return None
 
 
-def proximity_weight(model: ContrastiveModel, data: EvalData, sensors: list[str],
-                     crisis: list[tuple[str, tuple[float, float]]]) -> float:
-    """GeoCLOSP's location weight for crisis queries, chosen on the validation split (0 else)."""
-    if "location" not in model.towers or not crisis:
-        return 0.0
+def validation_choices(model: ContrastiveModel, data: EvalData, sensors: list[str],
+                       crisis: list[Query], place_baselines: bool) -> dict[str, float]:
+    """Settings chosen on the validation split (empty without crisis queries or val scenes).
+
+    GeoCLOSP: the place weight of place queries and the fusion weight of text-only
+    queries. With ``place_baselines``: the distance weight and bbox half-size of the
+    baselines that use the query's place with the model's text ranking.
+    """
+    geo = "location" in model.towers
+    if not crisis or not (geo or place_baselines):
+        return {}
     try:
-        val_scenes = embed_available(model, data, sensors, split="val")
+        val = list(embed_available(model, data, sensors, split="val").values())
     except SceneError:
-        return 0.0
-    return choose_proximity_weight(model, list(val_scenes.values()), crisis)
+        return {}
+    choices: dict[str, float] = {}
+    if geo:
+        choices["proximity_weight"] = choose_proximity_weight(model, val, crisis)
+        choices["fusion_weight"] = choose_fusion_weight(
+            model, val, land_cover_queries(*val), [tag for tag, _ in crisis])
+    if place_baselines:
+        choices.update(choose_place_baselines(model, val, crisis))
+    return choices
+
+
+def training_labels(data: EvalData, sensors: list[str]) -> torch.Tensor | None:
+    """(M, 12) labels of the archive's training split (from its tables, no image read).
+
+    The label-prior baselines rank scenes by these labels' frequencies. ``None`` when the
+    archive has no training split or its table carries no labels.
+    """
+    rows = []
+    for sensor in sensors:
+        try:
+            dataset = open_dataset(data.root, data.layout, sensor, "train", data.bands[sensor],
+                                   preload=False)
+        except (SceneError, FileNotFoundError, ValueError):
+            continue
+        if "labels" in dataset.metadata.columns:
+            rows += [dataset.label_vector(labels_of(v)) for v in dataset.metadata["labels"]]
+    return torch.stack(rows) if rows else None
 
 
 def evaluate_variants(models: dict[str, ContrastiveModel], variants: list[Variant],
@@ -156,16 +197,21 @@ def evaluate_variants(models: dict[str, ContrastiveModel], variants: list[Varian
     main_data: EvalData | None = None
     queries = None
     crisis = crisis_queries(config["data"]["layout"])
+    train_labels = None
     for variant in variants:  # main first: its archive (both sensors) defines the queries
         model = models[variant.name]
         data = eval_data(variant, config, root)
         scenes = embed_available(model, data, variant.sensors)
-        queries = queries or land_cover_queries(*scenes.values())
-        weight = proximity_weight(model, data, variant.sensors, crisis)
+        if queries is None:
+            queries = land_cover_queries(*scenes.values())
+            train_labels = training_labels(data, variant.sensors)
+        choices = validation_choices(model, data, variant.sensors, crisis,
+                                     variant.name in PLACE_BASELINE_VARIANTS)
         single_look = single_look_scenes(model, data, config["seed"]) \
             if "s1" in scenes else None
-        results[variant.name] = evaluate_model(model, scenes, queries, crisis, weight,
-                                               single_look)
+        results[variant.name] = evaluate_model(
+            model, scenes, queries, crisis, choices, single_look,
+            held_out=held_out_queries(queries[1]), train_labels=train_labels)
         if variant.name == "main":
             main_scenes, main_data = scenes, data
     summary = headline(results, main_is_geo="location" in models["main"].towers)
@@ -178,6 +224,7 @@ def evaluate_variants(models: dict[str, ContrastiveModel], variants: list[Varian
     atomic_write_bytes(out / "report.md",
                        markdown_report(results, summary, config, timing).encode())
     write_figures(out, results, variants, models["main"], main_scenes, main_data, run)
+    plot_claims(summary["claims"], out / "claims.png")
     print_summary(summary, str(out), bad)
     return payload
 
