@@ -77,7 +77,8 @@ def train_targets(root: Path, layout: str | None, options: dict[str, Any]) -> np
 
 
 def evaluate_slides(classifier: PromptClassifier, slides: list[EmbeddedSlide],
-                    k: int) -> tuple[dict[str, Any], list[np.ndarray]]:
+                    k: int, max_templates: int | None = None
+                    ) -> tuple[dict[str, Any], list[np.ndarray]]:
     """MI-Zero slide zero-shot of embedded slides over the classes their labels name.
 
     Returns:
@@ -88,7 +89,8 @@ def evaluate_slides(classifier: PromptClassifier, slides: list[EmbeddedSlide],
     slide_classes = [c for c in classes if c in named]
     tile_probabilities, probabilities, per_slide = [], [], []
     for slide in slides:
-        logits = zero_shot_logits(classifier, slide.features, classes)  # (T, 9)
+        logits = zero_shot_logits(classifier, slide.features, classes,
+                                  max_templates=max_templates)  # (T, 9)
         scores = slide_scores(logits.numpy(), classes, slide_classes, k)  # (S,)
         tile_probabilities.append(logits.softmax(1).numpy())
         probabilities.append(scores)
@@ -118,13 +120,15 @@ def evaluate_model(model: ContrastiveModel, tiles: dict[str, EmbeddedTiles],
         tiles: Stain setting (``none``, ``macenko``) -> the split's tiles embedded with it.
         slides: The split's slides, embedded (may be empty).
         reference: Training class indices (majority baseline; ``None``: the split's own).
-        settings: The run config's ``evaluation`` section (``top_k``, ``recall_ks``).
+        settings: The run config's ``evaluation`` section (``top_k``, ``recall_ks``,
+            ``max_templates``).
 
     Returns:
         The metrics, and what the figures need (logits, tile probabilities).
     """
     classes = cards.tissue_classes()
     classifier = PromptClassifier(model)
+    templates = settings.get("max_templates")
     own = stain_normalisation(model.config.extra) or "none"
     first = tiles[own]
     zero_shot: dict[str, Any] = {"own_stain": own, "tiles": int((first.target >= 0).sum())}
@@ -132,7 +136,8 @@ def evaluate_model(model: ContrastiveModel, tiles: dict[str, EmbeddedTiles],
     for stain, embedded in tiles.items():
         zero_shot[stain] = {}
         for kind in PROMPT_KINDS:
-            logits[stain, kind] = zero_shot_logits(classifier, embedded.images, classes, kind)
+            logits[stain, kind] = zero_shot_logits(classifier, embedded.images, classes, kind,
+                                                   max_templates=templates)
             zero_shot[stain][kind] = tile_zero_shot(logits[stain, kind], embedded.target,
                                                     classes)
     zero_shot["baselines"] = tile_baselines(first.target, len(classes), reference)
@@ -144,7 +149,7 @@ def evaluate_model(model: ContrastiveModel, tiles: dict[str, EmbeddedTiles],
     extras: dict[str, Any] = {"logits": logits[own, "ensemble"], "target": first.target}
     if slides:
         result["slide_zero_shot"], extras["slide_tiles"] = evaluate_slides(
-            classifier, slides, int(settings.get("top_k", 10)))
+            classifier, slides, int(settings.get("top_k", 10)), templates)
     return result, extras
 
 

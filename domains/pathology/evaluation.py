@@ -35,19 +35,22 @@ PROMPT_KINDS = ("single", "ensemble", "descriptions")
 RECALL_KS = (1, 5, 10)
 
 
-def class_prompts(cls: str, kind: str = "ensemble") -> list[str]:
+def class_prompts(cls: str, kind: str = "ensemble", max_templates: int | None = None
+                  ) -> list[str]:
     """The prompts of one tissue class.
 
     Args:
         cls: A card class (by name, code or synonym) or any other class name.
         kind: ``"single"``, ``"ensemble"`` or ``"descriptions"`` (see the module doc).
+        max_templates: Use only the card's first N templates (``None``: all; a quick
+            evaluation).
 
     Returns:
         The prompts whose mean embedding stands for the class.
     """
     if kind not in PROMPT_KINDS:
         raise ValueError(f"prompt kind must be one of {PROMPT_KINDS}, got {kind!r}")
-    templates = cards.prompt_templates()
+    templates = cards.prompt_templates()[:max_templates]
     known = cards.code_to_class(cls)
     name = known or cls.strip()
     if kind == "single":
@@ -60,7 +63,8 @@ def class_prompts(cls: str, kind: str = "ensemble") -> list[str]:
 
 def zero_shot_logits(classifier: PromptClassifier, features: torch.Tensor,
                      classes: Sequence[str], kind: str = "ensemble",
-                     prompts: dict[str, list[str]] | None = None) -> torch.Tensor:
+                     prompts: dict[str, list[str]] | None = None,
+                     max_templates: int | None = None) -> torch.Tensor:
     """Scaled cosine similarities of tiles to each class's prompt set.
 
     Args:
@@ -69,13 +73,14 @@ def zero_shot_logits(classifier: PromptClassifier, features: torch.Tensor,
         classes: The C class names (distinct).
         kind: Prompt kind (see :func:`class_prompts`).
         prompts: Explicit prompts per class, overriding the card's.
+        max_templates: Use only the card's first N templates (``None``: all).
 
     Returns:
         (N, C) logits; their softmax over C is the class probability.
     """
     if not classes or len(set(classes)) != len(classes):
         raise ValueError(f"classes must be distinct names, at least one; got {list(classes)}")
-    sets = [(prompts or {}).get(c) or class_prompts(c, kind) for c in classes]
+    sets = [(prompts or {}).get(c) or class_prompts(c, kind, max_templates) for c in classes]
     embeddings = classifier.prompt_set_embeddings(sets)  # (D, C)
     scale = float(classifier.model.scale().detach())
     return scale * features.float() @ embeddings  # (N, C)
