@@ -4,9 +4,10 @@ Tiles are opened through the layouts table (:func:`domains.pathology.archives.op
 with the model's own per-sample transform (:func:`~domains.pathology.transforms.prepare`,
 optionally with Macenko normalisation for the stain comparison), never through the
 training data module, and embedded with :func:`core.inference.embed_batches`. Slides of
-the split (``slides.csv`` beside the tiles, as the synthetic set writes it) are tiled
-over their tissue by :class:`domains.pathology.slides.SlideTiles` and embedded tile by
-tile, timed from opening the slide to the last embedding.
+the split (``slides.csv`` beside the tiles, as the synthetic set writes it; read by
+:class:`domains.pathology.slides.SlideList`, unreadable slides skipped and counted) are
+tiled over their tissue by :class:`domains.pathology.slides.SlideTiles` and embedded tile
+by tile, timed from opening the slide to the last embedding.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
 from torch.utils.data import DataLoader
 
@@ -25,8 +25,6 @@ from core.inference import embed_batches
 from core.model import ContrastiveModel
 from domains.pathology.archives import open_dataset
 from domains.pathology.transforms import class_index, prepare
-
-SLIDE_TABLE = "slides.csv"
 
 
 @dataclass
@@ -66,6 +64,7 @@ class EmbeddedSlide:
         dimensions: Level-0 (width, height) of the slide.
         seconds: Wall time from opening the slide to the last embedding.
         thumbnail: (h, w, 3) RGB picture of the whole slide in [0, 1] (not timed).
+        boxes: Annotated tumour regions, ``(x0, y0, x1, y1)`` in level-0 pixels.
     """
 
     slide_id: str
@@ -77,6 +76,7 @@ class EmbeddedSlide:
     dimensions: tuple[int, int]
     seconds: float
     thumbnail: np.ndarray | None = None
+    boxes: list[list[float]] = field(default_factory=list)
 
 
 def open_split(root: Path, split: str, model_extra: dict[str, Any], layout: str | None = None,
@@ -119,18 +119,6 @@ def embed_split(model: ContrastiveModel, root: Path, split: str = "test",
                          bad_samples=list(dataset.bad_samples))
 
 
-def slide_table(root: Path, split: str) -> pd.DataFrame:
-    """The slides of a split (``slides.csv``: slide_id, path, label, split...); empty if none."""
-    table_path = Path(root) / SLIDE_TABLE
-    if not table_path.is_file():
-        return pd.DataFrame(columns=["slide_id", "path", "label", "split"])
-    table = pd.read_csv(table_path, dtype=str, keep_default_na=False)
-    missing = {"slide_id", "path", "label", "split"} - set(table.columns)
-    if missing:
-        raise ValueError(f"{table_path}: missing columns {sorted(missing)}")
-    return table[table["split"] == split].reset_index(drop=True)
-
-
 @torch.no_grad()
 def embed_slide(model: ContrastiveModel, path: str | Path, tile_size: int = 224,
                 batch_size: int = 64, stain: str | None | bool = True,
@@ -170,3 +158,42 @@ def embed_slide(model: ContrastiveModel, path: str | Path, tile_size: int = 224,
                          tile_size=int(tiles.tile_size_level0),
                          dimensions=tuple(int(v) for v in tiles.dimensions), seconds=seconds,
                          thumbnail=tiles.thumbnail(thumbnail) if thumbnail else None)
+
+
+def embed_slides(model: ContrastiveModel, root: Path, split: str = "test",
+                 tile_size: int = 224, batch_size: int = 64, stain: str | None | bool = True,
+                 **options: Any) -> tuple[list[EmbeddedSlide], list[tuple[str, str]]]:
+    """Embed every readable slide of a split listed in ``ROOT/slides.csv``.
+
+    Args:
+        model: The trained model.
+        root: Data folder.
+        split: ``train``, ``val`` or ``test``.
+        tile_size: Tile side in pixels at the tiling resolution.
+        batch_size: Tiles per forward pass.
+        stain: The stain normalisation of the tiles (``True``: the model's own).
+        **options: Further :class:`~domains.pathology.slides.SlideTiles` arguments.
+
+    Returns:
+        The embedded slides (none when the folder has no ``slides.csv``) and the
+        ``(path, problem)`` of slides skipped as unreadable.
+    """
+    from domains.pathology.slides import SlideList
+
+    try:
+        listed = SlideList(root, split, backend=options.get("backend", "openslide"))
+    except FileNotFoundError:
+        return [], []
+    slides = []
+    for index in range(len(listed)):
+        try:
+            entry = listed.read_sample(index)
+        except listed.read_errors as error:
+            listed.bad_samples.append((str(listed.metadata.iloc[index]["path"]), str(error)))
+            continue
+        slide = embed_slide(model, entry["file"], tile_size=tile_size, batch_size=batch_size,
+                            stain=stain, slide_id=entry["slide_id"], label=entry["label"],
+                            site=entry["site"], **options)
+        slide.boxes = [list(map(float, box)) for box in entry["tumour_boxes"]]
+        slides.append(slide)
+    return slides, list(listed.bad_samples)

@@ -40,9 +40,8 @@ from domains.pathology.archives import open_dataset
 from domains.pathology.embed import (
     EmbeddedSlide,
     EmbeddedTiles,
-    embed_slide,
+    embed_slides,
     embed_split,
-    slide_table,
 )
 from domains.pathology.evaluation import (
     PROMPT_KINDS,
@@ -153,19 +152,8 @@ def evaluate_model(model: ContrastiveModel, tiles: dict[str, EmbeddedTiles],
     return result, extras
 
 
-def embed_slides(model: ContrastiveModel, root: Path, split: str,
-                 settings: dict[str, Any], batch_size: int) -> list[EmbeddedSlide]:
-    """Embed the slides of a split listed in ``ROOT/slides.csv`` (none: empty)."""
-    table = slide_table(root, split)
-    options = dict(settings.get("slide_options") or {})
-    return [embed_slide(model, root / row["path"], tile_size=int(
-        settings.get("slide_tile_size", 224)), batch_size=batch_size,
-        slide_id=row["slide_id"], label=row["label"], **options)
-        for _, row in table.iterrows()]
-
-
 def write_figures(out: Path, results: dict[str, Any], extras: dict[str, Any],
-                  slides: list[EmbeddedSlide], root: Path, split: str) -> None:
+                  slides: list[EmbeddedSlide]) -> None:
     """The confusion matrix of the main model and the heat map of one held-out slide."""
     classes = cards.tissue_classes()
     zero_shot = results["main"]["tile_zero_shot"]
@@ -180,13 +168,11 @@ def write_figures(out: Path, results: dict[str, Any], extras: dict[str, Any],
     chosen = next((i for i, s in enumerate(slides) if slide_class(s.label) == tumour), 0)
     slide = slides[chosen]
     probabilities = extras["slide_tiles"][chosen][:, classes.index(tumour)]  # (T,)
-    table = slide_table(root, split)
-    boxes_text = table.set_index("slide_id").get("tumour_boxes", {}).get(slide.slide_id, "")
-    boxes = json.loads(boxes_text) if boxes_text else []
     plot_tile_heatmap(slide.thumbnail, probabilities, slide.positions, slide.tile_size,
                       slide.dimensions, out / "slide_heatmap.png",
-                      title=f"{slide.slide_id} ({slide_class(slide.label)}): {tumour}",
-                      label=f"P({tumour})", boxes=boxes)
+                      title=f"{slide.slide_id} (label {cards.class_code(slide_class(slide.label))})"
+                      f": tile probability of {cards.class_code(tumour)}",
+                      label=f"P({cards.class_code(tumour)})", boxes=slide.boxes)
 
 
 def evaluate_variants(models: dict[str, ContrastiveModel], variants: list[Variant],
@@ -225,12 +211,14 @@ def evaluate_variants(models: dict[str, ContrastiveModel], variants: list[Varian
         tiles = {stain: embed_split(model, root, split, data.get("layout"), data["batch_size"],
                                     options, stain=None if stain == "none" else stain)
                  for stain in STAINS}
-        slides = embed_slides(model, root, split, settings, data["batch_size"])
+        slides, bad_slides = embed_slides(
+            model, root, split, int(settings.get("slide_tile_size", 224)), data["batch_size"],
+            **(settings.get("slide_options") or {}))
         results[variant.name], extras = evaluate_model(model, tiles, slides, reference,
                                                        settings)
         if variant.name == "main":
             main_extras, main_slides = extras, slides
-            bad = tiles["none"].bad_samples
+            bad = [*tiles["none"].bad_samples, *bad_slides]
     summary = headline(results)
     timing = {"training_seconds": training_seconds}
     logged = collect_bad_samples([], BadSampleLog((run or out) / "logs" / BAD_SAMPLE_LOG))
@@ -246,7 +234,7 @@ def evaluate_variants(models: dict[str, ContrastiveModel], variants: list[Varian
     if logs:
         plot_training_curves(logs, ["train/loss", "val/loss", "train/temperature"],
                              out / "curves.png")
-    write_figures(out, results, main_extras, main_slides, root, split)
+    write_figures(out, results, main_extras, main_slides)
     print_summary(summary, str(out), bad)
     return payload
 
