@@ -219,9 +219,9 @@ def _zero_shot_lines(results: dict[str, dict[str, Any]]) -> list[str]:
     for variant, result in results.items():
         for key, phrasing in (("zero_shot", "training"), ("zero_shot_held_out", "held-out")):
             for sensor, zs in result.get(key, {}).items():
-                rows.append((variant, sensor, phrasing, zs["accuracy"], zs["macro_f1"],
-                             zs["map"], zs.get("majority_accuracy"), zs.get("chance_accuracy"),
-                             zs["n"]))
+                rows.append((variant, sensor, phrasing, zs.get("accuracy"), zs.get("macro_f1"),
+                             zs.get("map"), zs.get("majority_accuracy"),
+                             zs.get("chance_accuracy"), zs.get("n")))
     lines += markdown_table(["model", "sensor", "phrasing", "accuracy", "macro-F1", "mAP",
                              "majority", "chance", "scenes"], rows)
     lines += ["", "## Zero-shot under clouds and speckle", "",
