@@ -15,14 +15,22 @@ from domains.pathology.transforms import prepare, training_augment
 from domains.pathology.variants import build_variants
 
 sys.path.insert(0, str(Path(__file__).parent / "data" / "pathology"))
-from data import write_synthetic_like  # noqa: E402
+from data import write_slide, write_synthetic_like  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Nine classes x three sites (one split each) x four 48 px tiles."""
-    return write_synthetic_like(tmp_path_factory.mktemp("path-train") / "set", per_site=4,
+    """Nine classes x three sites (one split each) x four 48 px tiles; two test slides."""
+    root = write_synthetic_like(tmp_path_factory.mktemp("path-train") / "set", per_site=4,
                                 size=48)
+    rows = ["slide_id,path,label,site,split,tumour_boxes"]
+    for name, label in (("tumour", "TUM"), ("normal", "NORM")):
+        write_slide(root / "slides" / f"{name}.tiff", mpp=0.5, levels=2, height=384, width=512,
+                    discs=((192, 256, 170),))
+        boxes = '"[[128, 64, 320, 256]]"' if label == "TUM" else '"[]"'
+        rows.append(f"{name},slides/{name}.tiff,{label},siteC,test,{boxes}")
+    (root / "slides.csv").write_text("\n".join(rows) + "\n")
+    return root
 
 
 @pytest.fixture(scope="module")
@@ -32,12 +40,13 @@ def run(data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     torch.set_num_threads(1)
     out = tmp_path_factory.mktemp("path-run") / "run"
     return main(["--model", "path-micro", "--data", str(data), "--out", str(out),
-                 "--fast-dev-run", "--batch-size", "8", "--set", "evaluation.max_templates=2"])
+                 "--fast-dev-run", "--batch-size", "8", "--set", "evaluation.max_templates=2",
+                 "--set", "evaluation.slide_tile_size=64", "--set", "evaluation.top_k=3"])
 
 
 def test_run_folder(run: Path) -> None:
     for name in ("model.safetensors", "config.json", "trained.json", "metrics.json",
-                 "report.md", "run.yaml", "confusion_matrix.png"):
+                 "report.md", "run.yaml", "confusion_matrix.png", "slide_heatmap.png"):
         assert (run / name).is_file(), name
     config = json.loads((run / "config.json").read_text())
     assert config["domain"] == "pathology" and config["model"]["name"] == "path-micro"
@@ -55,6 +64,14 @@ def test_run_folder(run: Path) -> None:
             assert sum(map(sum, entry["confusion"])) == 36
             assert len(entry["per_class_f1"]) == 9
     assert metrics["variants"]["main"]["retrieval"]["random_recall@1"] == pytest.approx(4 / 36)
+    slides = metrics["variants"]["main"]["slide_zero_shot"]
+    assert slides["samples"] == 2 and slides["k"] == 3 and slides["tile_size"] == 64
+    assert slides["classes"] == ["normal colon mucosa", "colorectal adenocarcinoma epithelium"]
+    assert slides["chance"]["balanced_accuracy"] == 0.5
+    assert slides["tiles"] > 10 and slides["seconds_per_1000_tiles"] > 0
+    for entry in slides["per_slide"]:
+        assert sum(entry["probabilities"].values()) == pytest.approx(1.0)
+    assert summary["slide_balanced_accuracy"] == slides["balanced_accuracy"]
     report = (run / "report.md").read_text()
     assert "ensemble" in report and "descriptions" in report and "Recall@10" in report
     assert set(load_run(run).towers) == {"image", "text"}
