@@ -217,7 +217,7 @@ def _sample() -> dict:
 
 
 def test_scene_captions_keep_labels_consistent_and_reseed() -> None:
-    transform = SceneCaptions(p=0.5, seed=0)
+    transform = SceneCaptions(p=0.5, variants=None, seed=0)
     seen, sizes = [], []
     for index in range(300):
         transform.reseed(0, 0, index)
@@ -230,7 +230,7 @@ def test_scene_captions_keep_labels_consistent_and_reseed() -> None:
         sizes.append(len(names))
     assert len(set(seen)) > 50
     assert 0.1 < sizes.count(3) / len(sizes) < 0.6  # water (10 %) dropped now and then
-    again = SceneCaptions(p=0.5, seed=0)
+    again = SceneCaptions(p=0.5, variants=None, seed=0)
     again.reseed(0, 0, 7)
     transform.reseed(0, 0, 7)
     assert again(_sample())["caption"] == transform(_sample())["caption"]
@@ -238,6 +238,30 @@ def test_scene_captions_keep_labels_consistent_and_reseed() -> None:
     other = [transform(_sample())["caption"] for _ in range(5)]
     again.reseed(0, 0, 7)
     assert other != [again(_sample())["caption"] for _ in range(5)]
+
+
+def test_caption_variants_per_scene() -> None:
+    transform = SceneCaptions(p=0.5, variants=3, seed=0)
+    assert SceneCaptions(seed=0).variants == training_card()["variants_per_scene"]
+    per_scene = {}
+    for scene in ("a", "b", "c", "d"):
+        captions = set()
+        for index in range(60):
+            transform.reseed(0, index, 1)
+            out = transform({**_sample(), "id": scene})
+            assert _named_labels(out["caption"]) == set(out["label_names"].split("; "))
+            captions.add((out["caption"], out["label_names"]))
+        assert 1 <= len(captions) <= 3
+        per_scene[scene] = captions
+    assert len(set().union(*per_scene.values())) > 3  # scenes differ
+    # Another run seed picks among the same variants of a scene.
+    other = SceneCaptions(p=0.5, variants=3, seed=5)
+    for index in range(20):
+        other.reseed(0, index, 1)
+        out = other({**_sample(), "id": "a"})
+        assert (out["caption"], out["label_names"]) in per_scene["a"]
+    with pytest.raises(ValueError, match="variants per scene must be >= 1"):
+        SceneCaptions(variants=0)
 
 
 def test_caption_augment_option() -> None:

@@ -10,13 +10,14 @@ both normalise through :func:`normaliser`, so a model sees scenes exactly as in 
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Sequence
 from typing import Any
 
 import torch
 
 from core.data import multi_hot
-from core.transforms import NormalizeChannels, RandomTransform
+from core.transforms import NormalizeChannels, RandomTransform, derive_seed
 from domains.remote_sensing import cards
 from domains.remote_sensing.captions import CaptionGenerator
 
@@ -113,9 +114,13 @@ class AreaWeightedCaptions(RandomTransform):
 
     def __call__(self, sample: dict[str, Any]) -> dict[str, Any]:
         """Return the sample, possibly with a shorter caption and matching labels."""
+        return self.drop(sample, self.generator)
+
+    def drop(self, sample: dict[str, Any], generator: torch.Generator) -> dict[str, Any]:
+        """:meth:`__call__` with the draws from ``generator``."""
         fractions = sample.get("fractions")
         names = [n for n in sample.get("label_names", "").split("; ") if n]
-        draw = torch.rand(2, generator=self.generator)
+        draw = torch.rand(2, generator=generator)
         if fractions is None or torch.isnan(fractions).any() or not names or draw[0] >= self.p:
             return sample
         threshold = self.low + float(draw[1]) * (self.high - self.low)
@@ -137,31 +142,51 @@ class SceneCaptions(AreaWeightedCaptions):
     always name the classes the caption names. The place comes from the sample's
     ``region``, ``biome``, ``date`` and ``coords`` (latitude) where the archive has them;
     a style without its metadata falls back. A label-list caption of the full label set
-    keeps the sample's own caption (an archive's text). Every draw comes from the
-    transform's generator, which a training loader reseeds per sample.
+    keeps the sample's own caption (an archive's text).
+
+    Each scene has ``variants`` fixed captions (the captions card's ``variants_per_scene``):
+    variant k is written from a stream seeded by the scene's id and k alone, and each
+    step picks k from the transform's generator (which a training loader reseeds per
+    sample). A frozen text tower thus encodes at most ``variants`` captions per scene over
+    the whole run, and its on-disk cache serves every variant and seed of a run after the
+    first (``variants=None``: every step writes a new caption).
 
     Args:
         p: Probability of area-weighted dropping.
         styles: Style -> weight (default: the captions card's ``styles``).
         min_fraction: Lower bound of the dropping threshold (default: the card's).
         max_fraction: Upper bound of the dropping threshold (default: the card's).
+        variants: Captions per scene (default: the card's ``variants_per_scene``).
         seed: Seed of the transform's generator.
     """
 
     def __init__(self, p: float = 0.5, styles: dict[str, float] | None = None,
                  min_fraction: float | None = None, max_fraction: float | None = None,
-                 seed: int = 0) -> None:
-        drop = cards.card("captions").get("area_drop", {})
+                 variants: int | None = -1, seed: int = 0) -> None:
+        card = cards.card("captions")
+        drop = card.get("area_drop", {})
         super().__init__(p, drop.get("min_fraction", 0.05) if min_fraction is None
                          else min_fraction,
                          drop.get("max_fraction", 0.5) if max_fraction is None
                          else max_fraction, seed)
         self.writer = CaptionGenerator(styles)
+        self.variants = card.get("variants_per_scene") if variants == -1 else variants
+        if self.variants is not None and int(self.variants) < 1:
+            raise ValueError(f"caption variants per scene must be >= 1, got {self.variants}")
+
+    def _stream(self, sample: dict[str, Any]) -> torch.Generator:
+        """The generator of this sample's caption: a variant of its scene, or the transform's."""
+        if self.variants is None:
+            return self.generator
+        k = int(torch.randint(int(self.variants), (1,), generator=self.generator))
+        scene = zlib.crc32(str(sample.get("id", sample.get("path", ""))).encode())
+        return torch.Generator().manual_seed(derive_seed(scene, k, _VARIANT_SALT))
 
     def __call__(self, sample: dict[str, Any]) -> dict[str, Any]:
         """Return the sample with a caption in a drawn style and labels to match."""
+        generator = self._stream(sample)
         names_before = sample.get("label_names", "")
-        sample = super().__call__(sample)
+        sample = self.drop(sample, generator)
         names = [n for n in sample.get("label_names", "").split("; ") if n]
         fractions = sample.get("fractions")
         fractions = None if fractions is None else fractions.numpy()  # (9,)
@@ -169,8 +194,11 @@ class SceneCaptions(AreaWeightedCaptions):
         meta = {"region": sample.get("region"), "biome": sample.get("biome"),
                 "date": sample.get("date"),
                 "lat": None if coords is None else float(coords[1])}
-        caption, style = self.writer.caption(names, fractions, meta, self.generator)
+        caption, style = self.writer.caption(names, fractions, meta, generator)
         if style == "label_list" and sample.get("label_names", "") == names_before \
                 and sample.get("caption"):
             return sample  # the archive's own caption of the full label set
         return {**sample, "caption": caption}
+
+
+_VARIANT_SALT = zlib.crc32(b"caption variant")
