@@ -38,12 +38,14 @@ import copy
 import json
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import torch
 
 from core.atomic import atomic_write_bytes
 from core.checkpoint import load_run
+from core.data import labels_of
 from core.metrics import ndcg_at_k
 from core.resources import load_yaml
 from core.runs import DONE_FILE, quiet_lightning
@@ -81,17 +83,27 @@ def random_ndcg(relevance: torch.Tensor, k: int = 10, draws: int = 20) -> float:
     return float(sum(values) / len(values))
 
 
-def val_figures(model: Any, variant: Any, config: dict[str, Any], root: Path,
-                queries: tuple[list[str], torch.Tensor] | None) -> tuple[dict[str, Any], Any]:
-    """Validation figures of one trained model (and the land-cover queries used)."""
+def val_queries(evaldata: EvalData) -> tuple[list[str], torch.Tensor]:
+    """The land-cover queries of the validation split (label sets of both sensors' scenes,
+    from the archive tables), the same for every model whatever sensors it reads."""
+    tables = []
+    for sensor in ("s2", "s1"):
+        dataset = evaldata.dataset(sensor, "val")
+        rows = [dataset.label_vector(labels_of(v)) for v in dataset.metadata["labels"]]
+        tables.append(SimpleNamespace(labels=torch.stack(rows)))
+    return land_cover_queries(*tables)
+
+
+def val_figures(model: Any, variant: Any, config: dict[str, Any],
+                root: Path) -> dict[str, Any]:
+    """Validation figures of one trained model."""
     data = config["data"]
     evaldata = EvalData(root, data["layout"], variant.bands, variant.image_size,
                         data["batch_size"], data["num_workers"], data.get("preload"))
     model.eval()
     scenes: dict[str, EmbeddedScenes] = embed_available(model, evaldata, variant.sensors,
                                                         split="val")
-    queries = queries or land_cover_queries(*scenes.values())
-    texts, query_labels = queries
+    texts, query_labels = val_queries(evaldata)
     figures: dict[str, Any] = {}
     with torch.no_grad():
         query_features = model.encode("text", texts).cpu()
@@ -115,12 +127,11 @@ def val_figures(model: Any, variant: Any, config: dict[str, Any], root: Path,
                 figures["crisis_ndcg@10"] = result["ndcg@10"]
                 figures["crisis_per_query"] = {k: v["ndcg@10"]
                                                for k, v in result["per_query"].items()}
-    return figures, queries
+    return figures
 
 
 def run_one(key: str, bridge: str, loss: str, variant_name: str, args: argparse.Namespace,
-            base: dict[str, Any], root: Path,
-            queries: tuple[list[str], torch.Tensor] | None) -> tuple[dict[str, Any], Any]:
+            base: dict[str, Any], root: Path) -> dict[str, Any]:
     """Train (or reload) one model and return its validation figures."""
     config = copy.deepcopy(base)
     config["loss"] = dict(LOSSES[loss])
@@ -137,10 +148,10 @@ def run_one(key: str, bridge: str, loss: str, variant_name: str, args: argparse.
     model = model if model is not None else load_run(folder)
     trained = load_yaml(folder / DONE_FILE)
     started = time.perf_counter()
-    figures, queries = val_figures(model, variant, config, root, queries)
+    figures = val_figures(model, variant, config, root)
     figures["train_seconds"] = trained["seconds"]
     figures["eval_seconds"] = round(time.perf_counter() - started, 1)
-    return figures, queries
+    return figures
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -150,6 +161,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--losses", nargs="+", default=["plain"], choices=list(LOSSES))
     parser.add_argument("--s1-alone", action="store_true",
                         help="also train the S1 tower alone per bridge (plain loss)")
+    parser.add_argument("--only-s1-alone", action="store_true",
+                        help="train only the S1 towers alone (plain loss), no main model")
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--proj-hidden", type=int, default=512)
     parser.add_argument("--seed", type=int, default=0)
@@ -164,18 +177,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     root = train.data_root(base)
     results: dict[str, Any] = (json.loads(args.json.read_text()) if args.json.is_file()
                                else {})
-    queries = None
     jobs = []
     for bridge in args.bridges:  # per bridge: the main model(s), then S1 alone beside them
-        jobs += [(bridge, loss, "main") for loss in args.losses]
-        jobs += [(bridge, "plain", "s1_alone")] if args.s1_alone else []
+        jobs += [] if args.only_s1_alone else [(bridge, loss, "main") for loss in args.losses]
+        jobs += [(bridge, "plain", "s1_alone")] if args.s1_alone or args.only_s1_alone else []
     for bridge, loss, variant_name in jobs:
         key = f"e{args.epochs}-s{args.seed}/{bridge}/{loss}/{variant_name}"
-        if key in results and (variant_name == "s1_alone" or queries is not None):
+        if key in results:
             print(key, "(done)", json.dumps(results[key]))
             continue
-        figures, queries = run_one(key, bridge, loss, variant_name, args, base, root,
-                                   queries)
+        figures = run_one(key, bridge, loss, variant_name, args, base, root)
         results[key] = figures
         print(key, json.dumps(figures), flush=True)
         args.json.parent.mkdir(parents=True, exist_ok=True)
