@@ -142,15 +142,18 @@ def headline(results: dict[str, dict[str, Any]], main_is_geo: bool) -> dict[str,
         ms = metric(main, "retrieval", "s2", "ndcg@10")
         rgb = metric(results["rgb"], "retrieval", "s2", "ndcg@10")
         gain = relative_change(ms, rgb)
-        claims["multispectral_beats_rgb"] = {"13-band s2 ndcg@10": ms, "rgb s2 ndcg@10": rgb,
-                                             "relative_gain": gain,
-                                             "holds": gain is not None and gain >= 0.10}
+        claims["multispectral_beats_rgb"] = {
+            "13-band s2 ndcg@10": ms, "rgb s2 ndcg@10": rgb, "relative_gain": gain,
+            "random s2 ndcg@10": metric(main, "retrieval_baselines", "s2", "random", "ndcg@10"),
+            "holds": gain is not None and gain >= 0.10}
     if "s1_alone" in results:
         unified = metric(main, "retrieval", "s1", "ndcg@10")
         alone = metric(results["s1_alone"], "retrieval", "s1", "ndcg@10")
-        claims["unified_lifts_s1"] = {"unified s1 ndcg@10": unified, "s1-alone ndcg@10": alone,
-                                      "relative_gain": relative_change(unified, alone),
-                                      "holds": None not in (unified, alone) and unified > alone}
+        claims["unified_lifts_s1"] = {
+            "unified s1 ndcg@10": unified, "s1-alone ndcg@10": alone,
+            "relative_gain": relative_change(unified, alone),
+            "random s1 ndcg@10": metric(main, "retrieval_baselines", "s1", "random", "ndcg@10"),
+            "holds": None not in (unified, alone) and unified > alone}
     if closp is not None and geo is not None:
         claims.update(_geo_claims(closp, geo))
     if "infonce" in results:
@@ -342,7 +345,8 @@ def markdown_report(results: dict[str, dict[str, Any]], summary: dict[str, Any],
 
 
 def plot_claims(claims: dict[str, dict[str, Any]], path: Path) -> Path | None:
-    """A bar chart of each claim's two sides (its first two figures), verdict in the title.
+    """A bar chart of each claim's two sides (its first two figures), verdict in the title,
+    and the random-ranking level (a dashed line) where the claim records one.
 
     Returns:
         The PNG path, or ``None`` when no claim has both sides measured.
@@ -350,13 +354,17 @@ def plot_claims(claims: dict[str, dict[str, Any]], path: Path) -> Path | None:
     pairs = []
     for name, claim in claims.items():
         (label_a, a), (label_b, b) = list(claim.items())[:2]
+        random = next((v for k, v in claim.items() if k.startswith("random")), None)
         if isinstance(a, float | int) and isinstance(b, float | int):
-            pairs.append((name, label_a, a, label_b, b, verdict(claim)))
+            pairs.append((name, label_a, a, label_b, b, verdict(claim), random))
     if not pairs:
         return None
     figure, axes = plt.subplots(1, len(pairs), figsize=(3.2 * len(pairs), 3.6), squeeze=False)
-    for ax, (name, label_a, a, label_b, b, held) in zip(axes[0], pairs, strict=True):
+    for ax, (name, label_a, a, label_b, b, held, random) in zip(axes[0], pairs, strict=True):
         ax.bar([0, 1], [a, b], color=["tab:blue", "tab:gray"])
+        if random is not None:
+            ax.axhline(random, color="tab:red", linestyle="--", linewidth=1)
+            ax.text(1.45, random, "random", color="tab:red", fontsize=7, va="bottom", ha="right")
         ax.set_xticks([0, 1], [label_a.replace(" ndcg@10", ""), label_b.replace(" ndcg@10", "")],
                       rotation=20, ha="right", fontsize=7)
         ax.set_ylim(0, max(1.0, a, b) * 1.05)
