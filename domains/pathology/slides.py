@@ -17,9 +17,10 @@ library; the fallback). What this module adds on top of the reader:
   never upsampled from a coarser level. MONAI's own mpp selection only accepts a level
   within tolerance and otherwise fails;
 - **tissue detection** (:func:`tissue_mask`): Otsu's threshold on the HSV saturation of
-  a low-resolution level (stained tissue is saturated, glass is grey-white), with a
-  floor ``min_saturation`` so a blank slide is not split in two by Otsu; as in CLAM and
-  most WSI pipelines;
+  a low-resolution level (stained tissue is saturated, glass is grey-white), taken on
+  the saturation's logarithm (plain Otsu splits pale from strong tissue instead; the
+  measurement is in the function's docstring), with a floor ``min_saturation`` so a
+  blank slide is not split in two, then closing and hole filling as in CLAM;
 - **a grid of tiles over tissue only** (:class:`SlideTiles`): the slide is cut into a
   grid of ``tile_size`` tiles at the chosen resolution; a grid cell is kept when at
   least ``tissue_threshold`` of its area is tissue in the mask. Each tile sample carries
@@ -49,6 +50,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from monai.data import WSIReader
+from scipy import ndimage
 from skimage.color import rgb2hsv
 from skimage.filters import threshold_otsu
 
@@ -224,21 +226,39 @@ def choose_level(info: SlideInfo, mpp: float | None = None, level: int | None = 
     return chosen, 1.0 if abs(scale - 1.0) <= rtol else scale
 
 
-def tissue_mask(rgb: np.ndarray, min_saturation: float = 0.05) -> tuple[np.ndarray, float]:
-    """Tissue pixels of a low-resolution RGB image: Otsu on HSV saturation.
+def tissue_mask(rgb: np.ndarray, min_saturation: float = 0.05, closing: int = 4
+                ) -> tuple[np.ndarray, float]:
+    """Tissue of a low-resolution RGB image: Otsu on (log) HSV saturation, closed and filled.
+
+    Glass is grey-white (saturation a few hundredths, in a narrow peak); stained tissue
+    spans a wide range (pale mucin and fat ~0.1, eosinophilic stroma ~0.6). Otsu on the
+    saturation itself then splits pale from strongly stained tissue; on its logarithm the
+    two populations are of comparable width and Otsu separates glass from tissue.
+    Measured on the 7 slides of a synthetic set (``--tiles-per-class 2 --slides-per-site
+    1``) against the generator's own tissue fraction: mean absolute error 0.011 with log +
+    closing + filling, 0.20 with plain Otsu on saturation (which keeps 0.27-0.38 of slides
+    that are 0.44-0.61 tissue). Closing (``closing`` iterations) and hole filling then
+    join tissue across white fat vacuoles and gland lumens, so tiles over them count as
+    tissue.
 
     Args:
         rgb: (H, W, 3) uint8 or float in [0, 1].
         min_saturation: The threshold's floor (a blank slide has no tissue, whatever Otsu
             says about its noise).
+        closing: Binary closing iterations (pixels of the image given) before filling.
 
     Returns:
         ``(mask, threshold)``: (H, W) bool and the saturation threshold used.
     """
     saturation = rgb2hsv(rgb)[..., 1]                                     # (H, W)
-    threshold = float(threshold_otsu(saturation)) if np.ptp(saturation) > 0 else 1.0
+    log_saturation = np.log(np.maximum(saturation, 1e-3))
+    threshold = float(np.exp(threshold_otsu(log_saturation))) \
+        if np.ptp(log_saturation) > 0 else 1.0
     threshold = max(threshold, float(min_saturation))
-    return saturation > threshold, threshold
+    mask = saturation > threshold
+    if closing > 0 and mask.any():
+        mask = ndimage.binary_fill_holes(ndimage.binary_closing(mask, iterations=closing))
+    return mask, threshold
 
 
 def _fractions(mask: np.ndarray, bounds: np.ndarray) -> np.ndarray:
