@@ -6,8 +6,9 @@ prompt option over the 9 Dynamic World classes beside the majority-class and cha
 accuracy of the same scenes:
 
 * templates: ``plain`` (``"{}"``: the class name alone, as a label-list caption names it),
-  ``card`` (the captions card's ``zero_shot_templates``), ``sentences`` (the card's
-  ``sentence_templates``, the templates of the training sentences), ``card+sentences``;
+  ``candidates`` (the captions card's ``zero_shot_template_candidates``: "{}" and three
+  "a satellite image of {}."-like ones), ``sentences`` (the card's ``sentence_templates``,
+  the templates of the training sentences), ``candidates+sentences``;
 * synonyms: ``names`` (the class name only) or ``+synonyms`` (every training name of the
   class from the card's ``class_names``);
 * ``held_out``: the held-out phrasings (never in training), for reference.
@@ -47,10 +48,10 @@ def prompt_options() -> dict[str, tuple[list[str], list[str], dict[str, list[str
     synonyms = {c: [n for n in names[c] if n != c] for c in classes}
     template_sets = {
         "plain": ["{}"],
-        "card": list(card["zero_shot_templates"]),
+        "candidates": list(card["zero_shot_template_candidates"]),
         "sentences": list(card["sentence_templates"]),
-        "card+sentences": list(dict.fromkeys([*card["zero_shot_templates"],
-                                              *card["sentence_templates"]])),
+        "candidates+sentences": list(dict.fromkeys([*card["zero_shot_template_candidates"],
+                                                    *card["sentence_templates"]])),
     }
     options = {}
     for label, templates in template_sets.items():
@@ -115,7 +116,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     sensors = list(result["n"])
     print(f"zero-shot dominant-class accuracy, {args.split} split of {args.run} "
           f"({', '.join(f'{s}: {n} scenes' for s, n in result['n'].items())})")
-    print(f"{'prompts':<30}" + "".join(f"{s:>8}" for s in sensors))
+    print(f"{"prompts":<30}" + "".join(f"{s:>8}" for s in sensors))
     for name, row in result["accuracy"].items():
         print(f"{name:<30}" + "".join(f"{row[s]:>8.3f}" for s in sensors))
     print(f"{'majority class':<30}" + "".join(f"{result['majority'][s]:>8.3f}" for s in sensors))

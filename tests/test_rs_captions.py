@@ -100,6 +100,7 @@ def test_held_out_card_shares_nothing_with_the_training_card() -> None:
     assert not held_names & train_names
     held_templates = {_fold(t) for t in held["templates"]}
     train_templates = {_fold(t) for key in ("zero_shot_templates", "query_templates",
+                                            "zero_shot_template_candidates",
                                             "sentence_templates", "place_templates")
                        for t in train[key]}
     assert not held_templates & train_templates
