@@ -218,17 +218,14 @@ def archive_problem(folder: str | Path) -> str | None:
     return manifest_problem(folder, GENERATOR_NAME)
 
 
-def generate_archive(out: str | Path, tiles_per_class: int | None = None,
-                     tile_size: int | None = None,
+def resolve_settings(tiles_per_class: int | None = None, tile_size: int | None = None,
                      slides_per_site: int | dict[str, int] | None = None,
                      slide_size: tuple[int, int] | list[int] | None = None,
-                     splits: dict[str, list[str]] | None = None, seed: int = 0,
-                     workers: int | None = None, progress: bool = True,
-                     overwrite: bool = False) -> Path:
-    """Generate the synthetic H&E set (deterministic for a seed and parameters).
+                     splits: dict[str, list[str]] | None = None, seed: int = 0
+                     ) -> dict[str, Any]:
+    """The generator's parameters: the card's defaults with these overrides, checked.
 
     Args:
-        out: Folder: missing, empty, or (with ``overwrite``) a set of this generator.
         tiles_per_class: Tiles per class and site (default: the card's).
         tile_size: Tile side in pixels (default: the card's, 224).
         slides_per_site: Slides per site, one number or per split (default: the card's).
@@ -236,17 +233,12 @@ def generate_archive(out: str | Path, tiles_per_class: int | None = None,
         splits: Sites of each split (``{"train": ["site0"], "test": ["site5"]}``; default:
             the card's); a site may be in one split only.
         seed: Random seed.
-        workers: Processes (default: the machine's cores, at most 4).
-        progress: Print a summary.
-        overwrite: Replace ``out`` when it already holds a set of this generator.
 
     Returns:
-        ``out``.
+        A JSON-able dict (what the manifest records), every split present.
 
     Raises:
-        core.generated.UnsafeOutputError: ``out`` holds data this generator did not write,
-            or a set of ours without ``overwrite``; nothing in it is changed.
-        ValueError: A size is out of range.
+        ValueError: A size is out of range or a site unknown or in two splits.
     """
     params = default_settings()
     if tiles_per_class is not None:
@@ -262,11 +254,6 @@ def generate_archive(out: str | Path, tiles_per_class: int | None = None,
     if splits is not None:
         params["splits"] = {s: [str(name) for name in splits.get(s) or []] for s in SPLITS}
     params["seed"] = int(seed)
-    named = [name for names in params["splits"].values() for name in names]
-    known = synthetic_card()["sites"]
-    if not named or len(named) != len(set(named)) or not set(named) <= set(known):
-        raise ValueError(f"splits must name each site once, from {', '.join(known)}; got "
-                         f"{params['splits']}")
     if params["tiles_per_class"] < 1 or params["tile_size"] < 32:
         raise ValueError(f"need tiles_per_class >= 1 and tile_size >= 32, got "
                          f"{params['tiles_per_class']}, {params['tile_size']}")
@@ -274,7 +261,42 @@ def generate_archive(out: str | Path, tiles_per_class: int | None = None,
     if width % 16 or height % 16 or min(width, height) < 256:
         raise ValueError(f"slide_size must be multiples of 16 and at least 256 px, got "
                          f"{params['slide_size']}")
-    params["version"] = GENERATOR_VERSION
+    named = [name for names in params["splits"].values() for name in names]
+    known = synthetic_card()["sites"]
+    if not named or len(named) != len(set(named)) or not set(named) <= set(known):
+        raise ValueError(f"splits must name each site once, from {', '.join(known)}; got "
+                         f"{params['splits']}")
+    return params
+
+
+def generate_archive(out: str | Path, tiles_per_class: int | None = None,
+                     tile_size: int | None = None,
+                     slides_per_site: int | dict[str, int] | None = None,
+                     slide_size: tuple[int, int] | list[int] | None = None,
+                     splits: dict[str, list[str]] | None = None, seed: int = 0,
+                     workers: int | None = None, progress: bool = True,
+                     overwrite: bool = False) -> Path:
+    """Generate the synthetic H&E set (deterministic for a seed and parameters).
+
+    Args:
+        out: Folder: missing, empty, or (with ``overwrite``) a set of this generator.
+        tiles_per_class, tile_size, slides_per_site, slide_size, splits, seed: See
+            :func:`resolve_settings` (defaults from ``datasets/pathology/synthetic.yaml``).
+        workers: Processes (default: the machine's cores, at most 4); the output does not
+            depend on it.
+        progress: Print a summary.
+        overwrite: Replace ``out`` when it already holds a set of this generator.
+
+    Returns:
+        ``out``.
+
+    Raises:
+        core.generated.UnsafeOutputError: ``out`` holds data this generator did not write,
+            or a set of ours without ``overwrite``; nothing in it is changed.
+        ValueError: A size is out of range or a site unknown.
+    """
+    params = {**resolve_settings(tiles_per_class, tile_size, slides_per_site, slide_size,
+                                 splits, seed), "version": GENERATOR_VERSION}
     return write_generated(out, lambda root: _build(root, params, workers, progress),
                            archive_problem, GENERATOR_NAME, overwrite, noun="archive")
 
@@ -287,15 +309,12 @@ def default_archive(cache_dir: str | Path | None = None, *, workers: int | None 
         cache_dir: Parent folder (default: ``core.resources.cache_root() / "synthetic"``).
         workers: Processes used when the set has to be generated.
         progress: Print a summary when generating.
-        **params: :func:`generate_archive` parameters overriding the card's defaults.
+        **params: :func:`resolve_settings` parameters overriding the card's defaults.
 
     Returns:
         The set's folder.
     """
-    settings = {**default_settings(), **params}
-    if isinstance(settings["slides_per_site"], int):
-        settings["slides_per_site"] = {s: settings["slides_per_site"] for s in SPLITS}
-    settings["slide_size"] = [int(v) for v in settings["slide_size"]]
+    settings = resolve_settings(**params)
     tag = "-".join(f"{k}{v}" for k, v in sorted(settings.items())
                    if k not in ("slides_per_site", "slide_size", "splits"))
     slides = "".join(str(settings["slides_per_site"].get(s, 0)) for s in SPLITS)
