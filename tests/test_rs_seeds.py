@@ -123,9 +123,11 @@ def test_train_seeds_flag_runs_each_seed_as_a_run(
     summary = json.loads((out / "seeds.json").read_text())
     assert summary["claims"]["unified_lifts_s1"]["values"] == pytest.approx([0.1, 0.15])
     assert summary["claims"]["unified_lifts_s1"]["holds"] is True
-    # Without --out the seeds go beside the single run's folder, never into it.
+    # Without --out the seeds go beside the single run's folder, never into it; a run with
+    # companions gets the InfoNCE one too (soft targets vs InfoNCE over seeds).
     monkeypatch.chdir(tmp_path)
     assert train.main(["--seeds", "3"]) == Path("runs/closp-tiny-seeds")
     assert calls[-1]["config"]["out"] == str(Path("runs/closp-tiny-seeds/seed-3"))
+    assert calls[-1]["config"]["companions"][-1] == "infonce"
     with pytest.raises(SystemExit, match="--resume takes one run folder"):
         train.main(["--seeds", "0", "--resume", str(out / "seed-0")])

@@ -70,3 +70,28 @@ def test_evaluation_is_reproducible_and_run_folder_reloads_identically(
     # A finished variant is skipped on resume.
     folder, model = train.train_variant(variants[0], config, archive, out)
     assert model is None and folder == out
+
+
+def test_infonce_companion_and_idf_loss_of_each_variant(archive: Path) -> None:
+    idf = {"type": "soft_target", "label_weighting": "idf", "hard_mix": 0.0}
+    variants = {v.name: v for v in build_variants("closp-tiny", ["infonce", "s1_alone"],
+                                                  overrides={"loss": idf})}
+    main, infonce = variants["main"], variants["infonce"]
+    assert infonce.config.loss == {"type": "clip"} and main.config.loss == idf
+    assert infonce.config.towers == main.config.towers and infonce.sensors == ["s2", "s1"]
+    config = resolve_run_config(build_parser().parse_args(["--data", str(archive)]))
+    datamodule = train.datamodule_for(main, config, archive)
+    labels = train.training_labels(datamodule, ["s2", "s1"])
+    tables = [datamodule.dataset(s, "train").metadata for s in ("s2", "s1")]
+    assert labels.shape == (sum(len(t) for t in tables), 12)
+    first = tables[0]["labels"].iloc[0]
+    names = first.split(";") if isinstance(first, str) else list(first)
+    vocabulary = datamodule.dataset("s2", "train").vocabulary
+    assert {vocabulary[i] for i in labels[0].nonzero().flatten().tolist()} == \
+        {n.strip() for n in names}
+    spec = train.loss_spec(main, datamodule)  # the training split's frequencies
+    expected = ((labels != 0).sum(0) + 1) / (len(labels) + 1)
+    assert spec["label_frequencies"] == pytest.approx(expected.tolist())
+    assert train.loss_spec(infonce, datamodule) == {"type": "clip"}
+    plain = build_variants("closp-tiny", [], overrides={"loss": {"type": "soft_target"}})[0]
+    assert train.loss_spec(plain, datamodule) == {"type": "soft_target"}

@@ -29,6 +29,10 @@ from domains.remote_sensing.run_config import build_parser, resolve_run_config
 from domains.remote_sensing.variants import Variant, build_variants
 
 BAD_SAMPLE_LOG = "bad_samples.jsonl"
+#: Added to the companions of a ``--seeds`` run (unless it has none): soft targets beside
+#: InfoNCE on the crisis queries. Not in the single-seed default: the demo must stay
+#: within 10 minutes (see configs/remote_sensing/train-default.yaml).
+SEEDS_COMPANION = "infonce"
 #: The figures evaluation writes into the run folder (removed with it by --overwrite).
 FIGURES = ("curves.png", "confusion_s2.png", "confusion_s1.png", "gallery.png")
 
@@ -137,7 +141,7 @@ def evaluate(*args: Any, **kwargs: Any) -> Any:
 
 def main(argv: list[str] | None = None) -> Path:
     """Run the training entry point; return the run folder (with ``--seeds``, the folder
-    holding ``seed-<s>/`` and ``seeds.json``)."""
+    holding ``seed-<s>/`` and ``seeds.json``; its runs add the ``infonce`` companion)."""
     args = build_parser().parse_args(argv)
     config = resolve_run_config(args)
 
@@ -150,6 +154,8 @@ def main(argv: list[str] | None = None) -> Path:
     if not args.seeds:
         return run(config)
     config = run_args.seeds_config(args, config)
+    if config["companions"] and SEEDS_COMPANION not in config["companions"]:
+        config["companions"] = [*config["companions"], SEEDS_COMPANION]
     summary = seeds.run_seeds(config, args.seeds, run, overwrite=args.overwrite,
                               title=f"{config['model']} seeds")
     seeds.print_verdicts(summary)
