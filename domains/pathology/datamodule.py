@@ -16,7 +16,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from torch.utils.data import Dataset
+import torch
+from torch.utils.data import DataLoader, Dataset, Subset
 
 from core.datamodules import SplitDataModule
 from core.transforms import Compose
@@ -82,6 +83,19 @@ class TileDataModule(SplitDataModule):
             augment = training_augment(self.seed, self.stain_scale, self.stain_shift,
                                        self.augment)
         return Compose(prepare(self.model_extra, augment=augment), TrainingFields())
+
+    def val_dataloader(self) -> DataLoader:
+        """Validation tiles in one fixed, seeded order.
+
+        Tile tables list tiles class by class; in table order a validation batch would
+        hold one or two classes and its contrastive loss would not be comparable with the
+        training loss. The order is drawn once from the run seed, so it is the same for
+        every epoch and every resumption.
+        """
+        dataset = self.dataset("val")
+        order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(
+            self.seed)).tolist()
+        return DataLoader(Subset(dataset, order), shuffle=False, **self._options())
 
     def open_split(self, split: str, transforms: Compose) -> Dataset:
         """One split through the layouts table."""
