@@ -84,7 +84,9 @@ def markdown_report(results: Mapping[str, Any], summary: Mapping[str, Any],
              f"{tiles['tiles']} tiles. Training wall time: "
              f"{fmt(round(seconds, 1)) if seconds is not None else '—'} s. "
              f"Loss: {config['loss'].get('type')}. The model's own stain normalisation: "
-             f"{tiles['own_stain']}.", "",
+             f"{tiles['own_stain']}."
+             + (f" Prompt ensembles use the card's first {settings['max_templates']} "
+                f"templates only." if settings.get("max_templates") else ""), "",
              "## Tile zero-shot (CONCH prompts)", "",
              "Each class is the mean embedding of its prompts: *single* — the class name in "
              "one template; *ensemble* — class names x synonyms x templates from the "
