@@ -116,11 +116,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     sensors = list(result["n"])
     print(f"zero-shot dominant-class accuracy, {args.split} split of {args.run} "
           f"({', '.join(f'{s}: {n} scenes' for s, n in result['n'].items())})")
-    print(f"{"prompts":<30}" + "".join(f"{s:>8}" for s in sensors))
+    print(f"{'prompts':<34}" + "".join(f"{s:>8}" for s in sensors))
     for name, row in result["accuracy"].items():
-        print(f"{name:<30}" + "".join(f"{row[s]:>8.3f}" for s in sensors))
-    print(f"{'majority class':<30}" + "".join(f"{result['majority'][s]:>8.3f}" for s in sensors))
-    print(f"{'chance (1/9)':<30}" + "".join(f"{result['chance']:>8.3f}" for _ in sensors))
+        print(f"{name:<34}" + "".join(f"{row[s]:>8.3f}" for s in sensors))
+    print(f"{'majority class':<34}" + "".join(f"{result['majority'][s]:>8.3f}" for s in sensors))
+    print(f"{'chance (1/9)':<34}" + "".join(f"{result['chance']:>8.3f}" for _ in sensors))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))
     return result
