@@ -35,6 +35,7 @@ import json
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -139,13 +140,15 @@ def _build(root: Path, params: dict[str, Any], workers: int | None, progress: bo
     (root / "slides").mkdir()
     tile_jobs, slide_jobs = _jobs(params, root, card)
     workers = workers or min(os.cpu_count() or 1, 4)
-    if workers > 1:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            slide_rows = list(pool.map(_make_slide, slide_jobs))
-            tile_rows = list(pool.map(_make_tile, tile_jobs, chunksize=16))
-    else:
-        slide_rows = [_make_slide(job) for job in slide_jobs]
-        tile_rows = [_make_tile(job) for job in tile_jobs]
+    phases = {}
+    with ProcessPoolExecutor(max_workers=workers) if workers > 1 else nullcontext() as pool:
+        for phase, make, jobs, chunk in (("slides", _make_slide, slide_jobs, 1),
+                                         ("tiles", _make_tile, tile_jobs, 16)):
+            begun = time.perf_counter()
+            rows = (list(pool.map(make, jobs, chunksize=chunk)) if pool is not None
+                    else [make(job) for job in jobs])
+            phases[phase] = (rows, round(time.perf_counter() - begun, 1))
+    (slide_rows, slide_seconds), (tile_rows, tile_seconds) = phases["slides"], phases["tiles"]
     tiles = pd.DataFrame(tile_rows, columns=["path", "caption", "label", "code", "site",
                                              "split"])
     slides = pd.DataFrame(slide_rows, columns=["slide_id", "path", "label", "site", "split",
@@ -171,6 +174,7 @@ def _build(root: Path, params: dict[str, Any], workers: int | None, progress: bo
     atomic_write_bytes(root / "dataset.json", json.dumps(description, indent=2).encode())
     manifest = {"generator": GENERATOR_NAME, "version": GENERATOR_VERSION, **params, **counts,
                 "workers": workers, "seconds": round(seconds, 1),
+                "seconds_slides": slide_seconds, "seconds_tiles": tile_seconds,
                 "cpu_seconds_main_process": round(time.process_time() - cpu, 1),
                 "created": datetime.now(UTC).isoformat(timespec="seconds")}
     atomic_write_bytes(root / "manifest.json", json.dumps(manifest, indent=2).encode())

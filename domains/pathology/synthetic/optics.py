@@ -108,11 +108,15 @@ def render(h: np.ndarray, e: np.ndarray, grey: np.ndarray | None, stain: Site,
     """
     h_amount = stain.h_strength * (1.0 + jitter * rng.standard_normal())
     e_amount = stain.e_strength * (1.0 + jitter * rng.standard_normal())
-    vectors = stain.stain_matrix().astype(np.float32)  # (2, 3)
-    od = h[..., None] * (h_amount * vectors[0]) + e[..., None] * (e_amount * vectors[1])
-    if grey is not None:
-        od += grey[..., None]  # (H, W, 3)
-    rgb = np.asarray(stain.background_rgb, np.float32) * np.exp(od * np.float32(-np.log(10)))
+    vectors = stain.stain_matrix() * np.array([[h_amount], [e_amount]])  # (2, 3)
+    maps = [h, e] if grey is None else [h, e, grey]
+    mixing = np.vstack([vectors, np.ones((1, 3))])[:len(maps)].astype(np.float32)
+    od = np.stack(maps, -1) @ mixing  # (H, W, 3) optical density
+    od *= np.float32(-np.log(10))
+    rgb = np.exp(od, out=od)
+    rgb *= np.asarray(stain.background_rgb, np.float32)
     if noise > 0:
         rgb += np.float32(noise) * rng.standard_normal(rgb.shape[:2], dtype=np.float32)[..., None]
-    return np.clip(rgb + 0.5, 0, 255).astype(np.uint8)
+    rgb += np.float32(0.5)
+    np.clip(rgb, 0, 255, out=rgb)
+    return rgb.astype(np.uint8)
