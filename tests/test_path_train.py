@@ -24,11 +24,14 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = write_synthetic_like(tmp_path_factory.mktemp("path-train") / "set", per_site=4,
                                 size=48)
     rows = ["slide_id,path,label,site,split,tumour_boxes"]
-    for name, label in (("tumour", "TUM"), ("normal", "NORM")):
-        write_slide(root / "slides" / f"{name}.tiff", mpp=0.5, levels=2, height=384, width=512,
-                    discs=((192, 256, 170),))
-        boxes = '"[[128, 64, 320, 256]]"' if label == "TUM" else '"[]"'
-        rows.append(f"{name},slides/{name}.tiff,{label},siteC,test,{boxes}")
+    for name, label, site, split in (("tumour", "TUM", "siteC", "test"),
+                                     ("normal", "NORM", "siteC", "test"),
+                                     ("val-tumour", "TUM", "siteB", "val"),
+                                     ("val-normal", "NORM", "siteB", "val")):
+        write_slide(root / "slides" / f"{name}.tiff", mpp=0.5, levels=2, height=256, width=384,
+                    discs=((128, 192, 120),))
+        boxes = '"[[128, 64, 256, 192]]"' if label == "TUM" else '"[]"'
+        rows.append(f"{name},slides/{name}.tiff,{label},{site},{split},{boxes}")
     (root / "slides.csv").write_text("\n".join(rows) + "\n")
     return root
 
@@ -41,7 +44,8 @@ def run(data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("path-run") / "run"
     return main(["--model", "path-micro", "--data", str(data), "--out", str(out),
                  "--fast-dev-run", "--batch-size", "8", "--set", "evaluation.max_templates=2",
-                 "--set", "evaluation.slide_tile_size=64", "--set", "evaluation.top_k=3"])
+                 "--set", "evaluation.slide_tile_size=64",
+                 "--set", "evaluation.top_k_candidates=[1,3]"])
 
 
 def test_run_folder(run: Path) -> None:
@@ -65,10 +69,13 @@ def test_run_folder(run: Path) -> None:
             assert len(entry["per_class_f1"]) == 9
     assert metrics["variants"]["main"]["retrieval"]["random_recall@1"] == pytest.approx(4 / 36)
     slides = metrics["variants"]["main"]["slide_zero_shot"]
-    assert slides["samples"] == 2 and slides["k"] == 3 and slides["tile_size"] == 64
+    assert slides["samples"] == 2 and slides["tile_size"] == 64
+    assert slides["k_source"] == "validation" and slides["k"] in (1, 3)  # chosen on val
+    assert set(slides["validation_balanced_accuracy_by_k"]) == {"1", "3"}
+    assert slides["balanced_accuracy_by_k"][str(slides["k"])] == slides["balanced_accuracy"]
     assert slides["classes"] == ["normal colon mucosa", "colorectal adenocarcinoma epithelium"]
     assert slides["chance"]["balanced_accuracy"] == 0.5
-    assert slides["tiles"] > 10 and slides["seconds_per_1000_tiles"] > 0
+    assert slides["tiles"] >= 6 and slides["seconds_per_1000_tiles"] > 0
     for entry in slides["per_slide"]:
         assert sum(entry["probabilities"].values()) == pytest.approx(1.0)
     assert summary["slide_balanced_accuracy"] == slides["balanced_accuracy"]

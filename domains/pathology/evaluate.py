@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,10 @@ from domains.pathology.train import BAD_SAMPLE_LOG, data_root, variants_for
 from domains.pathology.transforms import stain_normalisation
 from domains.pathology.variants import Variant
 
+DEFAULT_TOP_K = 10
+#: The K that ``top_k: validation`` chooses among (and the sweep the report shows).
+TOP_K_CANDIDATES = (1, 3, 5, 10, 20)
+
 
 def slide_class(label: str) -> str:
     """The card class a slide label names (code, name or synonym)."""
@@ -75,43 +80,84 @@ def train_targets(root: Path, layout: str | None, options: dict[str, Any]) -> np
     return np.array([classes.index(v) if v in classes else -1 for v in labels], dtype=np.int64)
 
 
-def evaluate_slides(classifier: PromptClassifier, slides: list[EmbeddedSlide],
-                    k: int, max_templates: int | None = None
-                    ) -> tuple[dict[str, Any], list[np.ndarray]]:
-    """MI-Zero slide zero-shot of embedded slides over the classes their labels name.
+def slide_tile_logits(classifier: PromptClassifier, slides: list[EmbeddedSlide],
+                      max_templates: int | None = None) -> list[np.ndarray]:
+    """Per slide, its (T, 9) tile logits over the tissue classes (ensemble prompts)."""
+    classes = cards.tissue_classes()
+    return [zero_shot_logits(classifier, slide.features, classes,
+                             max_templates=max_templates).numpy() for slide in slides]
+
+
+def slide_predictions(tile_logits: list[np.ndarray], slides: list[EmbeddedSlide], k: int
+                      ) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Top-K slide probabilities over the classes the slides' labels name.
 
     Returns:
-        The slide figures, and per slide its (T, 9) tile probabilities (for heat maps).
+        (n, S) slide probabilities, (n,) true slide class indices, the S slide classes.
     """
     classes = cards.tissue_classes()
     named = {slide_class(s.label) for s in slides}
     slide_classes = [c for c in classes if c in named]
-    tile_probabilities, probabilities, per_slide = [], [], []
-    for slide in slides:
-        logits = zero_shot_logits(classifier, slide.features, classes,
-                                  max_templates=max_templates)  # (T, 9)
-        scores = slide_scores(logits.numpy(), classes, slide_classes, k)  # (S,)
-        tile_probabilities.append(logits.softmax(1).numpy())
-        probabilities.append(scores)
-        per_slide.append({"slide_id": slide.slide_id, "label": slide_class(slide.label),
-                          "predicted": slide_classes[int(scores.argmax())],
-                          "tiles": len(slide.features),
-                          "probabilities": dict(zip(slide_classes, map(float, scores),
-                                                    strict=True))})
+    probabilities = np.stack([slide_scores(logits, classes, slide_classes, k)
+                              for logits in tile_logits])  # (n, S)
     target = np.array([slide_classes.index(slide_class(s.label)) for s in slides])
+    return probabilities, target, slide_classes
+
+
+def balanced_accuracy_by_k(tile_logits: list[np.ndarray], slides: list[EmbeddedSlide],
+                           candidates: Sequence[int]) -> dict[int, float]:
+    """Slide balanced accuracy of top-K pooling for each candidate K."""
+    found = {}
+    for k in candidates:
+        probabilities, target, slide_classes = slide_predictions(tile_logits, slides, k)
+        found[int(k)] = slide_zero_shot(probabilities, target, slide_classes)[
+            "balanced_accuracy"]
+    return found
+
+
+def choose_top_k(by_k: dict[int, float], fallback: int) -> int:
+    """The K with the best validation balanced accuracy (ties: the larger K, which pools
+    more tiles and is steadier); ``fallback`` when nothing was measured."""
+    measured = {k: v for k, v in by_k.items() if not np.isnan(v)}
+    if not measured:
+        return fallback
+    best = max(measured.values())
+    return max(k for k, v in measured.items() if v == best)
+
+
+def evaluate_slides(tile_logits: list[np.ndarray], slides: list[EmbeddedSlide],
+                    k: int) -> tuple[dict[str, Any], list[np.ndarray]]:
+    """MI-Zero slide zero-shot of embedded slides over the classes their labels name.
+
+    Args:
+        tile_logits: Per slide, its (T, 9) tile logits (:func:`slide_tile_logits`).
+        slides: The embedded slides.
+        k: Tiles pooled per class.
+
+    Returns:
+        The slide figures, and per slide its (T, 9) tile probabilities (for heat maps).
+    """
+    probabilities, target, slide_classes = slide_predictions(tile_logits, slides, k)
+    per_slide = [{"slide_id": slide.slide_id, "label": slide_class(slide.label),
+                  "predicted": slide_classes[int(scores.argmax())],
+                  "tiles": len(slide.features),
+                  "probabilities": dict(zip(slide_classes, map(float, scores), strict=True))}
+                 for slide, scores in zip(slides, probabilities, strict=True)]
     tiles_total = sum(len(s.features) for s in slides)
     seconds = sum(s.seconds for s in slides)
-    result = {**slide_zero_shot(np.stack(probabilities), target, slide_classes), "k": k,
+    result = {**slide_zero_shot(probabilities, target, slide_classes), "k": k,
               "classes": slide_classes, "tiles": tiles_total,
               "tile_size": slides[0].tile_size,
               "seconds_per_1000_tiles": 1000 * seconds / max(tiles_total, 1),
               "per_slide": per_slide}
+    tile_probabilities = [torch.from_numpy(x).softmax(1).numpy() for x in tile_logits]
     return result, tile_probabilities
 
 
 def evaluate_model(model: ContrastiveModel, tiles: dict[str, EmbeddedTiles],
                    slides: list[EmbeddedSlide], reference: np.ndarray | None,
-                   settings: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+                   settings: dict[str, Any], val_slides: list[EmbeddedSlide] | None = None
+                   ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Tile and slide zero-shot and retrieval of one model on one embedded split.
 
     Args:
@@ -119,8 +165,10 @@ def evaluate_model(model: ContrastiveModel, tiles: dict[str, EmbeddedTiles],
         tiles: Stain setting (``none``, ``macenko``) -> the split's tiles embedded with it.
         slides: The split's slides, embedded (may be empty).
         reference: Training class indices (majority baseline; ``None``: the split's own).
-        settings: The run config's ``evaluation`` section (``top_k``, ``recall_ks``,
-            ``max_templates``).
+        settings: The run config's ``evaluation`` section (``top_k``: a number, or
+            ``"validation"`` to choose it among ``top_k_candidates`` on ``val_slides``;
+            ``recall_ks``, ``max_templates``).
+        val_slides: The validation split's slides, embedded (for choosing K).
 
     Returns:
         The metrics, and what the figures need (logits, tile probabilities).
@@ -147,8 +195,22 @@ def evaluate_model(model: ContrastiveModel, tiles: dict[str, EmbeddedTiles],
                       "ks": list(ks)}}
     extras: dict[str, Any] = {"logits": logits[own, "ensemble"], "target": first.target}
     if slides:
+        candidates = [int(k) for k in settings.get("top_k_candidates") or TOP_K_CANDIDATES]
+        k, source, on_val = settings.get("top_k", DEFAULT_TOP_K), "config", {}
+        if k == "validation":
+            if val_slides and len({slide_class(s.label) for s in val_slides}) > 1:
+                on_val = balanced_accuracy_by_k(
+                    slide_tile_logits(classifier, val_slides, templates), val_slides,
+                    candidates)
+            k = choose_top_k(on_val, DEFAULT_TOP_K)
+            source = "validation" if on_val else "default (no validation slides)"
+        tile_logits = slide_tile_logits(classifier, slides, templates)
         result["slide_zero_shot"], extras["slide_tiles"] = evaluate_slides(
-            classifier, slides, int(settings.get("top_k", 10)), templates)
+            tile_logits, slides, int(k))
+        result["slide_zero_shot"].update({
+            "k_source": source, "validation_balanced_accuracy_by_k": on_val,
+            "balanced_accuracy_by_k": balanced_accuracy_by_k(tile_logits, slides,
+                                                             candidates)})
     return result, extras
 
 
@@ -211,11 +273,13 @@ def evaluate_variants(models: dict[str, ContrastiveModel], variants: list[Varian
         tiles = {stain: embed_split(model, root, split, data.get("layout"), data["batch_size"],
                                     options, stain=None if stain == "none" else stain)
                  for stain in STAINS}
-        slides, bad_slides = embed_slides(
-            model, root, split, int(settings.get("slide_tile_size", 224)), data["batch_size"],
-            **(settings.get("slide_options") or {}))
+        slide_settings = (int(settings.get("slide_tile_size", 224)), data["batch_size"])
+        slide_options = settings.get("slide_options") or {}
+        slides, bad_slides = embed_slides(model, root, split, *slide_settings, **slide_options)
+        val_slides = embed_slides(model, root, "val", *slide_settings, **slide_options)[0] \
+            if slides and settings.get("top_k") == "validation" and split != "val" else []
         results[variant.name], extras = evaluate_model(model, tiles, slides, reference,
-                                                       settings)
+                                                       settings, val_slides)
         if variant.name == "main":
             main_extras, main_slides = extras, slides
             bad = [*tiles["none"].bad_samples, *bad_slides]
@@ -253,14 +317,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         "e.g. folder_split=test for CRC-VAL-HE-7K")
     parser.add_argument("--split", default="test", choices=("train", "val", "test"),
                         help="the split to evaluate")
-    parser.add_argument("--top-k", type=int, help="slide zero-shot: tiles pooled per class")
+    parser.add_argument("--top-k", help="slide zero-shot: tiles pooled per class, or "
+                        "'validation' (chosen on the validation slides)")
     parser.add_argument("--out", type=Path,
                         help="where to write (default: RUN/eval/<data folder name>/)")
     args = parser.parse_args(argv)
     config = load_yaml(args.run / "run.yaml")
     config.setdefault("evaluation", {})["split"] = args.split
     if args.top_k is not None:
-        config["evaluation"]["top_k"] = args.top_k
+        config["evaluation"]["top_k"] = args.top_k if args.top_k == "validation" \
+            else int(args.top_k)
     if args.data is not None:
         config["data"]["root"] = str(args.data)
         config["data"]["layout"] = args.layout

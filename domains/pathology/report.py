@@ -117,6 +117,14 @@ def markdown_report(results: Mapping[str, Any], summary: Mapping[str, Any],
                 ["majority class", slides["majority"]["accuracy"],
                  slides["majority"]["balanced_accuracy"]]]
         lines += markdown_table(["", "accuracy", "balanced accuracy"], rows)
+        on_val = slides.get("validation_balanced_accuracy_by_k") or {}
+        lines += ["", f"K = {slides['k']} ({slides.get('k_source', 'config')}). Balanced "
+                  "accuracy by K — on the validation slides (what chose K) and, for "
+                  "reading only, on these test slides:", ""]
+        by_k = slides.get("balanced_accuracy_by_k") or {}
+        lines += markdown_table(["K", "validation", "test"],
+                                [[k, on_val.get(k, on_val.get(str(k))), v]
+                                 for k, v in by_k.items()])
     else:
         lines += ["No slides in this split (the data folder has no `slides.csv`)."]
     retrieval = main["retrieval"]
