@@ -241,26 +241,31 @@ def test_scene_captions_keep_labels_consistent_and_reseed() -> None:
     assert other != [again(_sample())["caption"] for _ in range(5)]
 
 
-def test_caption_variants_per_scene() -> None:
+def test_sentence_variants_per_scene() -> None:
     transform = SceneCaptions(p=0.5, variants=3, seed=0)
-    assert SceneCaptions(seed=0).variants == training_card()["variants_per_scene"]
-    per_scene = {}
+    assert SceneCaptions(seed=0).variants == training_card()["sentence_variants_per_scene"]
+    sentences, styles = {}, Counter()
     for scene in ("a", "b", "c", "d"):
-        captions = set()
-        for index in range(60):
+        found = set()
+        for index in range(80):
             transform.reseed(0, index, 1)
             out = transform({**_sample(), "id": scene})
             assert _named_labels(out["caption"]) == set(out["label_names"].split("; "))
-            captions.add((out["caption"], out["label_names"]))
-        assert 1 <= len(captions) <= 3
-        per_scene[scene] = captions
-    assert len(set().union(*per_scene.values())) > 3  # scenes differ
-    # Another run seed picks among the same variants of a scene.
+            is_list = ". " in out["caption"] and out["caption"] == out["caption"].lower()
+            styles[is_list] += 1
+            if not is_list:
+                found.add((out["caption"], out["label_names"]))
+        assert 1 <= len(found) <= 3
+        sentences[scene] = found
+    assert len(set().union(*sentences.values())) > 3  # scenes differ
+    assert 0.3 < styles[True] / sum(styles.values()) < 0.5  # label lists: weight 0.4 per step
+    # Another run seed picks among the same sentences of a scene.
     other = SceneCaptions(p=0.5, variants=3, seed=5)
-    for index in range(20):
+    for index in range(30):
         other.reseed(0, index, 1)
         out = other({**_sample(), "id": "a"})
-        assert (out["caption"], out["label_names"]) in per_scene["a"]
+        if ". " not in out["caption"]:
+            assert (out["caption"], out["label_names"]) in sentences["a"]
     with pytest.raises(ValueError, match="variants per scene must be >= 1"):
         SceneCaptions(variants=0)
 

@@ -192,9 +192,12 @@ class CaptionGenerator:
         self.names = training_names()
         self.classes = cards.land_cover_classes()
 
-    def draw_style(self, generator: torch.Generator) -> str:
-        """A style drawn by weight."""
-        styles = list(self.weights)
+    def draw_style(self, generator: torch.Generator, sentences_only: bool = False) -> str:
+        """A style drawn by weight (among the sentence styles alone if ``sentences_only``)."""
+        styles = [s for s in self.weights
+                  if self.weights[s] > 0 and not (sentences_only and s == "label_list")]
+        if not styles:
+            return "label_list"
         p = torch.tensor([self.weights[s] for s in styles])
         return styles[int(torch.multinomial(p, 1, generator=generator))]
 

@@ -144,19 +144,21 @@ class SceneCaptions(AreaWeightedCaptions):
     a style without its metadata falls back. A label-list caption of the full label set
     keeps the sample's own caption (an archive's text).
 
-    Each scene has ``variants`` fixed captions (the captions card's ``variants_per_scene``):
-    variant k is written from a stream seeded by the scene's id and k alone, and each
-    step picks k from the transform's generator (which a training loader reseeds per
-    sample). A frozen text tower thus encodes at most ``variants`` captions per scene over
-    the whole run, and its on-disk cache serves every variant and seed of a run after the
-    first (``variants=None``: every step writes a new caption).
+    The style is drawn per step from the transform's generator (which a training loader
+    reseeds per sample), and so is a label list's dropping: label lists of label subsets
+    are few distinct texts. A sentence is one of ``variants`` fixed sentences of the scene
+    (the captions card's ``sentence_variants_per_scene``): variant k's sentence style,
+    dropping and words are drawn from a stream seeded by the scene's id and k alone. A
+    frozen text tower thus encodes at most ``variants`` sentences per scene over a whole
+    run, and its on-disk cache serves the companions and other seeds (``variants=None``:
+    a new sentence every step).
 
     Args:
         p: Probability of area-weighted dropping.
         styles: Style -> weight (default: the captions card's ``styles``).
         min_fraction: Lower bound of the dropping threshold (default: the card's).
         max_fraction: Upper bound of the dropping threshold (default: the card's).
-        variants: Captions per scene (default: the card's ``variants_per_scene``).
+        variants: Sentences per scene (default: the card's ``sentence_variants_per_scene``).
         seed: Seed of the transform's generator.
     """
 
@@ -170,13 +172,15 @@ class SceneCaptions(AreaWeightedCaptions):
                          drop.get("max_fraction", 0.5) if max_fraction is None
                          else max_fraction, seed)
         self.writer = CaptionGenerator(styles)
-        self.variants = card.get("variants_per_scene") if variants == -1 else variants
+        self.variants = card.get("sentence_variants_per_scene") if variants == -1 \
+            else variants
         if self.variants is not None and int(self.variants) < 1:
-            raise ValueError(f"caption variants per scene must be >= 1, got {self.variants}")
+            raise ValueError(f"sentence variants per scene must be >= 1, got {self.variants}")
 
-    def _stream(self, sample: dict[str, Any]) -> torch.Generator:
-        """The generator of this sample's caption: a variant of its scene, or the transform's."""
-        if self.variants is None:
+    def _stream(self, sample: dict[str, Any], style: str) -> torch.Generator:
+        """The generator of this sample's caption: a sentence variant of its scene, or the
+        transform's own (label lists, or ``variants=None``)."""
+        if self.variants is None or style == "label_list":
             return self.generator
         k = int(torch.randint(int(self.variants), (1,), generator=self.generator))
         scene = zlib.crc32(str(sample.get("id", sample.get("path", ""))).encode())
@@ -184,7 +188,10 @@ class SceneCaptions(AreaWeightedCaptions):
 
     def __call__(self, sample: dict[str, Any]) -> dict[str, Any]:
         """Return the sample with a caption in a drawn style and labels to match."""
-        generator = self._stream(sample)
+        style = self.writer.draw_style(self.generator)
+        generator = self._stream(sample, style)
+        if generator is not self.generator:  # a sentence variant: its style is its own
+            style = self.writer.draw_style(generator, sentences_only=True)
         names_before = sample.get("label_names", "")
         sample = self.drop(sample, generator)
         names = [n for n in sample.get("label_names", "").split("; ") if n]
@@ -194,7 +201,7 @@ class SceneCaptions(AreaWeightedCaptions):
         meta = {"region": sample.get("region"), "biome": sample.get("biome"),
                 "date": sample.get("date"),
                 "lat": None if coords is None else float(coords[1])}
-        caption, style = self.writer.caption(names, fractions, meta, generator)
+        caption, style = self.writer.caption(names, fractions, meta, generator, style)
         if style == "label_list" and sample.get("label_names", "") == names_before \
                 and sample.get("caption"):
             return sample  # the archive's own caption of the full label set
