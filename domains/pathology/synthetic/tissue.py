@@ -285,22 +285,25 @@ def _gland_distance(shape: tuple[int, int], cy: np.ndarray, cx: np.ndarray,
                     radius: np.ndarray, aspect: np.ndarray, angle: np.ndarray,
                     wobble: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
     """Per pixel: the smallest normalised distance to a gland centre (1 = its outer edge),
-    and the polar angle around that gland (for radial nuclei).
+    and the index of that gland. Computed on a half-resolution grid (distances are smooth
+    at that scale), upsampled bilinearly (the owner by repetition).
 
     ``wobble`` (G, K, 2) holds amplitudes and phases of harmonics 2.. that make a gland's
     outline irregular (tumour); None keeps outlines elliptical (normal crypts).
     """
-    best = np.full(shape, np.inf, dtype=F32)
-    polar = np.zeros(shape, dtype=F32)
+    half = ((shape[0] + 1) // 2, (shape[1] + 1) // 2)
+    best = np.full(half, np.inf, dtype=F32)
+    owner = np.zeros(half, dtype=np.int32)
     for g in range(cy.size):
-        reach = radius[g] * max(aspect[g], 1.0) * (
-            1.0 if wobble is None else 1.0 + float(wobble[g, :, 0].sum())) + 2
-        y0, y1 = max(int(cy[g] - reach), 0), min(int(cy[g] + reach) + 1, shape[0])
-        x0, x1 = max(int(cx[g] - reach), 0), min(int(cx[g] + reach) + 1, shape[1])
+        reach = (radius[g] * max(aspect[g], 1.0) * (
+            1.0 if wobble is None else 1.0 + float(wobble[g, :, 0].sum())) + 2) / 2
+        gy, gx = cy[g] / 2, cx[g] / 2
+        y0, y1 = max(int(gy - reach), 0), min(int(gy + reach) + 1, half[0])
+        x0, x1 = max(int(gx - reach), 0), min(int(gx + reach) + 1, half[1])
         if y0 >= y1 or x0 >= x1:
             continue
-        dy = np.arange(y0, y1, dtype=F32)[:, None] - F32(cy[g])  # (h, 1)
-        dx = np.arange(x0, x1, dtype=F32)[None, :] - F32(cx[g])  # (1, w)
+        dy = 2 * np.arange(y0, y1, dtype=F32)[:, None] + F32(0.5 - cy[g])  # (h, 1) full px
+        dx = 2 * np.arange(x0, x1, dtype=F32)[None, :] + F32(0.5 - cx[g])  # (1, w)
         c, s = F32(np.cos(angle[g])), F32(np.sin(angle[g]))
         u, v = (dx * c + dy * s) / F32(aspect[g]), dy * c - dx * s  # (h, w)
         d = np.sqrt(u * u + v * v) / F32(radius[g])
@@ -311,9 +314,29 @@ def _gland_distance(shape: tuple[int, int], cy: np.ndarray, cx: np.ndarray,
         window = best[y0:y1, x0:x1]
         closer = d < window
         window[closer] = d[closer]
-        polar[y0:y1, x0:x1][closer] = np.arctan2(np.broadcast_to(dy, d.shape),
-                                                 np.broadcast_to(dx, d.shape))[closer]
-    return best, polar
+        owner[y0:y1, x0:x1][closer] = g
+    full = (slice(0, shape[0]), slice(0, shape[1]))
+    smooth = _twice(shape[0], half[0]) @ np.minimum(best, 10.0) @ _twice(shape[1], half[1]).T
+    return smooth, np.repeat(np.repeat(owner, 2, 0), 2, 1)[full]
+
+
+def _twice(n_out: int, n_in: int) -> np.ndarray:
+    """(n_out, n_in) bilinear weights from a half-resolution grid to full pixels."""
+    position = np.clip((np.arange(n_out, dtype=F32) + 0.5) / 2 - 0.5, 0, n_in - 1)
+    low = np.minimum(np.floor(position).astype(int), n_in - 1)
+    high = np.minimum(low + 1, n_in - 1)
+    weight = np.zeros((n_out, n_in), dtype=F32)
+    weight[np.arange(n_out), low] = 1 - (position - low)
+    weight[np.arange(n_out), high] += position - low
+    return weight
+
+
+def _radial(ny: np.ndarray, nx: np.ndarray, owner: np.ndarray, cy: np.ndarray,
+            cx: np.ndarray) -> np.ndarray:
+    """Angle from each point's gland centre to the point (radial nuclear orientation)."""
+    g = owner[ny.astype(int).clip(0, owner.shape[0] - 1),
+              nx.astype(int).clip(0, owner.shape[1] - 1)]
+    return np.arctan2(ny - cy[g], nx - cx[g])
 
 
 def _glands(shape: tuple[int, int], rng: np.random.Generator, tumour: bool) -> Maps:
@@ -327,7 +350,7 @@ def _glands(shape: tuple[int, int], rng: np.random.Generator, tumour: bool) -> M
     wobble = None
     if tumour:
         wobble = np.stack([rng.uniform(0, 0.12, (g, 3)), rng.uniform(0, 2 * np.pi, (g, 3))], -1)
-    d, polar = _gland_distance(shape, cy, cx, radius, aspect, angle, wobble)
+    d, owner = _gland_distance(shape, cy, cx, radius, aspect, angle, wobble)
     lumen_edge = _uniform(rng, 0.12, 0.45, g) if tumour else _uniform(rng, 0.3, 0.4, g)
     lumen = d < float(np.median(lumen_edge))
     epithelium = (d < 1.0) & ~lumen
@@ -344,7 +367,7 @@ def _glands(shape: tuple[int, int], rng: np.random.Generator, tumour: bool) -> M
         n = int(epithelium.sum() / rng.uniform(210, 270))
         ny, nx = _scatter(shape, n, rng, epithelium)
         rx = np.exp(rng.normal(np.log(8.5), 0.2, ny.size)).clip(5.5, 13.0)
-        theta = polar[ny.astype(int).clip(0, shape[0] - 1), nx.astype(int).clip(0, shape[1] - 1)]
+        theta = _radial(ny, nx, owner, cy, cx)
         theta = np.where(rng.random(ny.size) < 0.6, rng.uniform(0, np.pi, ny.size), theta)
         h = _nuclei(shape, ny, nx, rx * _uniform(rng, 0.5, 0.8, ny.size), rx, theta,
                     _uniform(rng, 1.0, 1.5, ny.size), rng, cap=1.8)
@@ -371,7 +394,7 @@ def _glands(shape: tuple[int, int], rng: np.random.Generator, tumour: bool) -> M
         ring = epithelium & (d > 0.78) & (d < 0.92)
         n = int(ring.sum() / 28)
         ny, nx = _scatter(shape, n, rng, ring)
-        theta = polar[ny.astype(int).clip(0, shape[0] - 1), nx.astype(int).clip(0, shape[1] - 1)]
+        theta = _radial(ny, nx, owner, cy, cx)
         h = h + _nuclei(shape, ny, nx, _uniform(rng, 2.4, 3.0, ny.size),
                         _uniform(rng, 4.5, 6.0, ny.size), theta,
                         _uniform(rng, 0.85, 1.1, ny.size), rng)
