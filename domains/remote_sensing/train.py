@@ -127,9 +127,11 @@ def data_root(config: dict[str, Any]) -> Path:
 
 
 def variants_for(config: dict[str, Any]) -> list[Variant]:
-    """The run's variants (main model first), with the config's loss."""
-    return build_variants(config["model"], config["companions"],
-                          overrides={"loss": config["loss"]})
+    """The run's variants (main model first), with the config's loss and ``model_overrides``
+    (merged into every variant's model config, e.g. the text bridge:
+    ``{towers: {text: {embed_dim: 384, proj_hidden: 512}}}``)."""
+    overrides = {"loss": config["loss"], **(config.get("model_overrides") or {})}
+    return build_variants(config["model"], config["companions"], overrides=overrides)
 
 
 def evaluate(*args: Any, **kwargs: Any) -> Any:
