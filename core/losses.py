@@ -5,6 +5,11 @@ tensor), and returns a scalar. The ``*_local`` variants compute one process's ro
 against the features gathered from every process (open_clip's ``local_loss``).
 :class:`PairwiseLoss` sums a loss over a model's aligned pairs, gathering features
 across processes (with gradient) for distributed training.
+
+What this adds to open_clip's losses: soft targets from label similarity (multi-label
+scenes and reports share captions, so plain InfoNCE would push true matches apart), with
+labels weighted by rarity (``label_weighting: idf``, :func:`idf_weights` of the training
+split's label frequencies) and an optional mix with hard targets (``hard_mix``).
 """
 
 from __future__ import annotations
