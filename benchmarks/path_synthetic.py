@@ -10,6 +10,7 @@ taken on a loaded machine can be compared with one taken on a quiet one.
 from __future__ import annotations
 
 import argparse
+import json
 import resource
 import tempfile
 import time
@@ -52,12 +53,14 @@ def main() -> None:
                          slides_per_site=args.slides_per_site, workers=args.workers,
                          progress=False)
         wall, cpu = time.perf_counter() - wall, _cpu() - cpu
+        manifest = json.loads((out / "manifest.json").read_text())
         sizes = {part: sum(p.stat().st_size for p in (out / part).rglob("*") if p.is_file())
                  for part in ("tiles", "slides")}
         counts = {part: sum(1 for p in (out / part).rglob("*") if p.is_file())
                   for part in ("tiles", "slides")}
     print(f"reference workload: {reference:.2f} CPU s")
-    print(f"generation: {wall:.1f} s wall, {cpu:.1f} CPU s, workers={args.workers}")
+    print(f"generation: {wall:.1f} s wall, {cpu:.1f} CPU s, workers={args.workers} "
+          f"(wall: slides {manifest['seconds_slides']} s, tiles {manifest['seconds_tiles']} s)")
     for part in ("tiles", "slides"):
         print(f"{part}: {counts[part]} files, {sizes[part] / 1e6:.0f} MB")
 

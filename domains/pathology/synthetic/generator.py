@@ -55,7 +55,7 @@ from domains.pathology.synthetic.slide_writer import write_pyramidal_tiff
 from domains.pathology.synthetic.tissue import paint
 
 GENERATOR_NAME = "mosaic-vlm pathology synthetic"
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 TUMOUR_LABEL = "colorectal adenocarcinoma epithelium"
 NORMAL_LABEL = "normal colon mucosa"
 SPLITS = ("train", "val", "test")
