@@ -17,9 +17,10 @@ themselves (:mod:`domains.remote_sensing.archives`, :mod:`domains.remote_sensing
 Training randomness comes from ``(seed, epoch, pass, scene index)`` alone: the training
 loaders' :class:`~core.data.EpochSampler` shuffles from ``(seed, epoch)`` and hands the
 epoch to the workers with every index, and :class:`~core.data.SeededSamples` reseeds the
-flips and caption rewrites for each scene. Two runs with one seed see the same batches
-(whatever ``num_workers``), each epoch draws anew, and a run resumed at epoch e draws
-what epoch e of an uninterrupted run draws.
+flips and caption styles for each scene (a scene's sentence itself is fixed by its id,
+see :class:`~domains.remote_sensing.transforms.SceneCaptions`). Two runs with one seed
+see the same batches (whatever ``num_workers``), each epoch draws anew, and a run resumed
+at epoch e draws what epoch e of an uninterrupted run draws.
 """
 
 from __future__ import annotations
