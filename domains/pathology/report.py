@@ -110,7 +110,7 @@ def markdown_report(results: Mapping[str, Any], summary: Mapping[str, Any],
                   f"slide classes ({', '.join(slides['classes'])}) gives the slide "
                   f"probabilities. "
                   f"{slides['samples']} slides, {slides['tiles']} tiles; slide inference "
-                  f"(opening, tiling, reading, embedding, scoring) "
+                  f"(opening, tissue detection, tiling, reading, embedding) "
                   f"{fmt(slides['seconds_per_1000_tiles'])} s per 1,000 tiles.", ""]
         rows = [["top-K zero-shot", slides["accuracy"], slides["balanced_accuracy"]],
                 ["chance", slides["chance"]["accuracy"], slides["chance"]["balanced_accuracy"]],
