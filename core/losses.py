@@ -285,9 +285,11 @@ class PairwiseLoss(nn.Module):
         weights: Optional weight per pair, keyed ``"a-b"`` (default 1.0).
         gather: Gather features across processes before the loss (DDP).
         local_loss: Compute only this process's rows of the gathered logits (see above).
-        label_weighting: ``"none"`` (plain label cosine) or ``"idf"`` (soft targets only).
+        label_weighting: ``"none"`` (plain label cosine) or ``"idf"``.
         label_frequencies: (C,) fraction of training samples carrying each label (IDF).
         hard_mix: Share of hard targets mixed into the soft ones, in [0, 1].
+            These three shape soft targets; the other losses ignore them (so a run config
+            with ``label_weighting: idf`` can switch to ``--loss clip``).
     """
 
     def __init__(
@@ -308,9 +310,8 @@ class PairwiseLoss(nn.Module):
                              f"{', '.join(LABEL_WEIGHTINGS)}")
         if not 0.0 <= float(hard_mix) <= 1.0:
             raise ValueError(f"hard_mix must lie in [0, 1], got {hard_mix}")
-        if type != "soft_target" and (label_weighting != "none" or hard_mix):
-            raise ValueError(f"label_weighting and hard_mix shape soft targets; the {type!r} "
-                             f"loss has none (use type: soft_target)")
+        if type != "soft_target":  # the soft-target options of a run config (--loss clip)
+            label_weighting, label_frequencies, hard_mix = "none", None, 0.0
         self.kind = type
         self.weights = dict(weights or {})
         self.gather = gather
