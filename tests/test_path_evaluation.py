@@ -102,6 +102,8 @@ def test_baselines() -> None:
     baselines = tile_baselines(np.array([0, 0, 1, -1]), 9, reference=np.array([1, -1, -1, -1]))
     assert baselines["majority"]["class"] == 1
     assert baselines["majority"]["accuracy"] == pytest.approx(1 / 3)
+    own = tile_baselines(np.array([0, 0, 1]), 9, reference=np.array([-1, -1]))
+    assert own["majority"]["class"] == 0 and own["majority"]["accuracy"] == pytest.approx(2 / 3)
 
 
 def test_retrieval_hits_are_same_class_tiles() -> None:

@@ -108,12 +108,15 @@ def tile_baselines(target: np.ndarray, num_classes: int,
     Args:
         target: (N,) class indices (-1 unknown, left out).
         num_classes: C.
-        reference: (M,) class indices the majority is taken from (default: ``target``).
+        reference: (M,) class indices the majority is taken from (default, or when it
+            holds no known class: ``target``).
     """
     target = np.asarray(target)
     if reference is not None:
         reference = np.asarray(reference)
         reference = reference[reference >= 0]
+        if len(reference) == 0:  # e.g. an evaluation folder that is all test tiles
+            reference = None
     return {"chance": chance_classification(num_classes),
             "majority": majority_classification(target[target >= 0], num_classes, reference)}
 
