@@ -22,10 +22,12 @@ Every model is trained into its own folder under ``--work`` and skipped when alr
 there, so an interrupted benchmark continues; results go to ``--json`` (rewritten
 atomically after each model)::
 
-    OMP_NUM_THREADS=1 python benchmarks/rs_text_bridge.py --bridges none mlp mlp_top1 \
-        --losses plain --s1-alone --epochs 5
-    OMP_NUM_THREADS=1 python benchmarks/rs_text_bridge.py --bridges mlp \
-        --losses plain idf mix infonce --epochs 5
+    OMP_NUM_THREADS=1 python benchmarks/rs_text_bridge.py --bridges none mlp \
+        --losses plain idf --s1-alone --epochs 2
+
+(the figures in docs/core.md "Remote sensing defaults, measured"; they were run as
+separate processes per model, ``--only-s1-alone`` for the S1 towers alone, each with its
+own ``--json``, on a shared machine).
 
 One seed: differences of a point or two are within seed noise (see ``--seeds`` of the
 training command for spread).
