@@ -13,9 +13,14 @@ import torch
 import torch.nn.functional as F
 from rasterio.transform import from_origin
 
+from core import metrics
 from core.metrics import mean_average_precision
+from core.zero_shot import build_zero_shot_classifier
 from domains.remote_sensing import LandCoverClassifier, cards
+from domains.remote_sensing.captions import default_zero_shot
 from domains.remote_sensing.classifier import default_synonyms
+from domains.remote_sensing.embed import EvalData, embed_scenes
+from domains.remote_sensing.evaluation import zero_shot_land_cover
 from domains.remote_sensing.inputs import S1UnitsConvertedWarning
 from domains.remote_sensing.scene_io import SceneError
 
@@ -76,6 +81,30 @@ def test_paths_probabilities_and_accuracy(probs: pd.DataFrame, test_split: pd.Da
         assert accuracy > 0.6, sensor
 
 
+def test_defaults_score_as_the_runs_own_evaluation(clf: LandCoverClassifier, rs_archive: Path,
+                                                   probs: pd.DataFrame,
+                                                   test_split: pd.DataFrame) -> None:
+    """The classifier's defaults agree with the run's zero-shot evaluation within 0.01."""
+    classes, templates, synonyms = default_zero_shot()
+    assert clf.templates == templates
+    assert default_synonyms(classes) == {c: synonyms.get(c, []) for c in classes}
+    data = EvalData(rs_archive, "synthetic", clf.run.bands, clf.run.image_size, 64)
+    called = probs.idxmax(axis=1).to_numpy()
+    for sensor in ("s2", "s1"):
+        scenes = embed_scenes(clf.run.model, data, sensor, "test")
+        evaluation = zero_shot_land_cover(clf.run.model, scenes)["accuracy"]
+        classifier = build_zero_shot_classifier(clf.run.model, classes, templates,
+                                                synonyms).cpu()  # (D, 9)
+        keep = scenes.dominant >= 0
+        own = metrics.accuracy((scenes.features @ classifier)[keep], scenes.dominant[keep])
+        assert own == pytest.approx(evaluation, abs=1e-6)  # the evaluation's prompts
+        mask = (test_split["sensor"] == sensor).to_numpy()
+        assert mask.sum() == int(keep.sum())  # the same scenes
+        accuracy = float((called[mask] == test_split["dominant"].to_numpy()[mask]).mean())
+        print(f"{sensor}: classifier defaults {accuracy:.3f}, run's evaluation {evaluation:.3f}")
+        assert abs(accuracy - evaluation) <= 0.01, sensor
+
+
 def test_arrays_and_tensors_match_paths(clf: LandCoverClassifier, test_split: pd.DataFrame,
                                         probs: pd.DataFrame) -> None:
     files = list(test_split.groupby("sensor").head(3)["file"])
@@ -96,9 +125,13 @@ def test_arrays_and_tensors_match_paths(clf: LandCoverClassifier, test_split: pd
 
 
 def test_custom_vocabulary(clf: LandCoverClassifier, test_split: pd.DataFrame) -> None:
-    assert default_synonyms(["forest", "snow", "wheat field"]) == {
-        "forest": ["trees", "woodland"], "snow": ["snow and ice", "glacier", "ice"],
-        "wheat field": []}
+    # A vocabulary class's prompts are default_zero_shot's (vocabulary name + its synonyms);
+    # held-out names ("woodland") are never rewritten into training labels.
+    extra = default_zero_shot()[2]
+    assert default_synonyms(["forest", "snow", "wheat field", "woodland", "water"]) == {
+        "forest": ["trees", *extra.get("trees", [])],
+        "snow": ["snow and ice", *[n for n in extra.get("snow and ice", []) if n != "snow"]],
+        "wheat field": [], "woodland": [], "water": extra.get("water", [])}
     assert default_synonyms(["forest"], {"forest": ["jungle"]}) == {"forest": ["jungle"]}
     wanted = {"water": "water", "trees": "forest", "snow and ice": "snow"}
     scenes = test_split[test_split["dominant"].isin(wanted)].groupby(["sensor", "dominant"]).head(8)
