@@ -169,9 +169,14 @@ def test_classes_separable_across_sites_and_the_stain_shift_is_real(archive: Pat
     centroids = np.stack([z[train & (codes == c)].mean(0) for c in names])  # (9, F)
     predicted = np.array(names)[np.argmin(((z[:, None] - centroids[None]) ** 2).sum(-1), 1)]
     # Nearest class centroid fitted on the training sites, tested on unseen-stain sites:
-    # far above chance (1/9) -> the classes differ in colour and texture statistics.
-    assert (predicted[train] == codes[train]).mean() >= 0.8
-    assert (predicted[~train] == codes[~train]).mean() >= 0.6
+    # far above chance (1/9) -> the classes differ in colour and texture statistics; but
+    # not trivially (generator v2 gave 0.74-0.85 here, and a trained model 1.000): mixed
+    # tiles, intermediate morphology and acquisition variation keep it near 0.5.
+    fitted, held_out = (predicted[train] == codes[train]).mean(), (
+        predicted[~train] == codes[~train]).mean()
+    print(f"nearest centroid: train sites {fitted:.3f}, test sites {held_out:.3f}")
+    assert 0.45 <= fitted <= 0.85, fitted
+    assert 0.3 <= held_out <= 0.7, held_out
     # Stain shift: a tile's stain signature (OD hue and log amount per channel) with its
     # class mean removed still tells its site (nearest site centroid, leave-one-out) far
     # above chance (1/4).

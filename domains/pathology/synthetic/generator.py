@@ -18,6 +18,8 @@ holding tumour (its boxes give the tumours' extent), ``normal colon mucosa`` for
 without (its boxes are ``[]``); a slide zero-shot classifier asks "is there tumour".
 
 Tiles are painted as stain concentrations (:mod:`~domains.pathology.synthetic.tissue`),
+made as untidy as real tiles -- mixed classes, intermediate morphology, focus, noise,
+JPEG, illumination (:mod:`~domains.pathology.synthetic.variation`),
 captioned from the knowledge card (:mod:`~domains.pathology.synthetic.captions`) and
 rendered with their site's stain (:mod:`~domains.pathology.synthetic.optics`); sizes,
 sites and splits come from ``datasets/pathology/synthetic.yaml``. Splits are by site, so
@@ -49,13 +51,13 @@ from core.generated import cached_generated, manifest_problem, write_generated
 from core.resources import cache_root
 from domains.pathology import cards
 from domains.pathology.synthetic.captions import caption
-from domains.pathology.synthetic.optics import Site, render, site, synthetic_card
+from domains.pathology.synthetic.optics import Site, site, synthetic_card
 from domains.pathology.synthetic.slide_maker import compose_slide
 from domains.pathology.synthetic.slide_writer import write_pyramidal_tiff
-from domains.pathology.synthetic.tissue import paint
+from domains.pathology.synthetic.variation import acquire, paint_tile
 
 GENERATOR_NAME = "mosaic-vlm pathology synthetic"
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 TUMOUR_LABEL = "colorectal adenocarcinoma epithelium"
 NORMAL_LABEL = "normal colon mucosa"
 SPLITS = ("train", "val", "test")
@@ -83,8 +85,7 @@ def _make_tile(job: tuple[str, int, str, int, int, int, Site, float, str, int, s
     code, class_index, site_name, site_index, n, seed, stain, jitter, root, size, split = job
     rng = _seed(seed, 1, site_index, class_index, n)
     folder = Path(root)
-    h, e, grey = paint(code, (size, size), rng)
-    rgb = render(h, e, grey, stain, rng, jitter=jitter)
+    rgb = acquire(paint_tile(code, (size, size), rng), stain, rng, jitter)
     rel = f"tiles/{code}/{site_name}-{n:04d}.png"
     buffer = io.BytesIO()
     Image.fromarray(rgb).save(buffer, format="PNG", compress_level=1)

@@ -91,7 +91,8 @@ def site(name: str, sites: dict[str, Any] | None = None) -> Site:
 
 
 def render(h: np.ndarray, e: np.ndarray, grey: np.ndarray | None, stain: Site,
-           rng: np.random.Generator, jitter: float = 0.0, noise: float = 1.5) -> np.ndarray:
+           rng: np.random.Generator, jitter: float = 0.0, noise: float = 1.5,
+           illumination: float | np.ndarray = 1.0) -> np.ndarray:
     """Beer-Lambert: stain concentrations -> RGB as the site's scanner records them.
 
     Args:
@@ -102,6 +103,7 @@ def render(h: np.ndarray, e: np.ndarray, grey: np.ndarray | None, stain: Site,
         rng: Random generator (tile jitter, sensor noise).
         jitter: Relative per-call jitter of the H and E amounts (a tile's own staining).
         noise: Sensor (shot) noise standard deviation in 8-bit levels, shared by R, G, B.
+        illumination: Relative lamp brightness, one number or (H, W) (a gradient).
 
     Returns:
         (H, W, 3) uint8 RGB.
@@ -115,6 +117,9 @@ def render(h: np.ndarray, e: np.ndarray, grey: np.ndarray | None, stain: Site,
     od *= np.float32(-np.log(10))
     rgb = np.exp(od, out=od)
     rgb *= np.asarray(stain.background_rgb, np.float32)
+    if not np.isscalar(illumination) or illumination != 1.0:
+        rgb *= np.asarray(illumination, np.float32)[..., None] if np.ndim(illumination) \
+            else np.float32(illumination)
     if noise > 0:
         rgb += np.float32(noise) * rng.standard_normal(rgb.shape[:2], dtype=np.float32)[..., None]
     rgb += np.float32(0.5)

@@ -245,17 +245,23 @@ def _coordinates(shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     return yy, xx
 
 
-def smooth_muscle(shape: tuple[int, int], rng: np.random.Generator) -> Maps:
-    """Dense eosinophilic long parallel fibres with elongated nuclei along them."""
+def smooth_muscle(shape: tuple[int, int], rng: np.random.Generator,
+                  variant: bool = False) -> Maps:
+    """Dense eosinophilic long parallel fibres with elongated nuclei along them.
+
+    ``variant``: muscle cut obliquely, looser and paler, with wavier fibres (close to
+    stroma).
+    """
     angle = rng.uniform(0, np.pi)
     yy, xx = _coordinates(shape)
     across = -xx * np.sin(angle) + yy * np.cos(angle)  # distance across the fibres
     period = rng.uniform(5.0, 8.0)
-    warp = 1.5 * field(shape, 60, rng)
+    warp = (rng.uniform(3.0, 6.0) if variant else 1.5) * field(shape, 60, rng)
     fibres = 0.5 + 0.5 * np.sin(2 * np.pi * (across + warp) / period)
     bundles = 0.5 + 0.5 * np.sin(2 * np.pi * (across + 4 * warp) / rng.uniform(50, 90))
     cleft = np.where(bundles > 0.97, 0.45, 1.0)  # thin pale clefts between fascicles
-    e = (rng.uniform(0.5, 0.62) + 0.12 * fibres + 0.05 * grain(shape, rng)) * cleft
+    level = rng.uniform(0.3, 0.45) if variant else rng.uniform(0.5, 0.62)
+    e = (level + 0.12 * fibres + 0.05 * grain(shape, rng)) * cleft
     cy, cx = jittered_points(shape, rng.uniform(24, 32), 0.45, rng, margin=12)
     n = cy.size
     h = _nuclei(shape, cy, cx, _uniform(rng, 2.2, 3.2, n), _uniform(rng, 10, 16, n),
@@ -263,17 +269,23 @@ def smooth_muscle(shape: tuple[int, int], rng: np.random.Generator) -> Maps:
     return (h + 0.03).astype(F32), e.astype(F32), None
 
 
-def stroma(shape: tuple[int, int], rng: np.random.Generator) -> Maps:
-    """Loose wavy pale collagen with gaps and scattered spindle fibroblasts."""
+def stroma(shape: tuple[int, int], rng: np.random.Generator, variant: bool = False) -> Maps:
+    """Loose wavy pale collagen with gaps and scattered spindle fibroblasts.
+
+    ``variant``: cellular (desmoplastic) stroma, close to smooth muscle: denser, straighter,
+    more eosinophilic fibres and two to three times the fibroblasts.
+    """
     angle = rng.uniform(0, np.pi)
     yy, xx = _coordinates(shape)
     across = -xx * np.sin(angle) + yy * np.cos(angle)
-    wave = 7.0 * field(shape, 35, rng)
-    period = rng.uniform(9.0, 14.0)
+    wave = (rng.uniform(1.5, 3.5) if variant else 7.0) * field(shape, 35, rng)
+    period = rng.uniform(6.5, 10.0) if variant else rng.uniform(9.0, 14.0)
     fibre = np.clip(np.sin(2 * np.pi * (across + wave) / period) - 0.2, 0, None) / 0.8
     density = (0.75 + 0.35 * field(shape, 45, rng)).clip(0.2, 1.2)
-    e = (0.08 + rng.uniform(0.28, 0.38) * fibre * density + 0.03 * grain(shape, rng)).clip(0.02)
-    n = int(rng.integers(10, 24))
+    amount = rng.uniform(0.38, 0.5) if variant else rng.uniform(0.28, 0.38)
+    base = rng.uniform(0.15, 0.3) if variant else 0.08
+    e = (base + amount * fibre * density + 0.03 * grain(shape, rng)).clip(0.02)
+    n = int(rng.integers(25, 50)) if variant else int(rng.integers(10, 24))
     cy, cx = _scatter(shape, n, rng)
     h = _nuclei(shape, cy, cx, _uniform(rng, 1.7, 2.4, n), _uniform(rng, 7, 11, n),
                 angle + rng.normal(0, 0.3, n), _uniform(rng, 0.75, 1.0, n), rng)
@@ -339,17 +351,29 @@ def _radial(ny: np.ndarray, nx: np.ndarray, owner: np.ndarray, cy: np.ndarray,
     return np.arctan2(ny - cy[g], nx - cx[g])
 
 
-def _glands(shape: tuple[int, int], rng: np.random.Generator, tumour: bool) -> Maps:
-    spacing = rng.uniform(58, 78) if tumour else rng.uniform(72, 92)
-    cy, cx = jittered_points(shape, spacing, 0.4 if tumour else 0.18, rng,
+def _glands(shape: tuple[int, int], rng: np.random.Generator, tumour: bool,
+            variant: bool = False) -> Maps:
+    """Glands; ``variant``: well-differentiated tumour (regular, spaced glands, smaller
+    nuclei) or crowded hyperplastic crypts (normal) -- the two classes' meeting ground."""
+    if tumour:
+        spacing = rng.uniform(66, 86) if variant else rng.uniform(58, 78)
+    else:
+        spacing = rng.uniform(60, 74) if variant else rng.uniform(72, 92)
+    cy, cx = jittered_points(shape, spacing, 0.4 if tumour and not variant else 0.18, rng,
                              margin=0.6 * spacing)
     g = cy.size
-    radius = spacing * (_uniform(rng, 0.5, 0.72, g) if tumour else _uniform(rng, 0.36, 0.44, g))
+    if tumour:
+        radius = spacing * (_uniform(rng, 0.42, 0.55, g) if variant
+                            else _uniform(rng, 0.5, 0.72, g))
+    else:
+        radius = spacing * (_uniform(rng, 0.4, 0.5, g) if variant
+                            else _uniform(rng, 0.36, 0.44, g))
     aspect = _uniform(rng, 1.0, 1.6, g) if tumour else _uniform(rng, 1.0, 1.25, g)
     angle = rng.uniform(0, np.pi, g)
     wobble = None
     if tumour:
-        wobble = np.stack([rng.uniform(0, 0.12, (g, 3)), rng.uniform(0, 2 * np.pi, (g, 3))], -1)
+        wobble = np.stack([rng.uniform(0, 0.05 if variant else 0.12, (g, 3)),
+                           rng.uniform(0, 2 * np.pi, (g, 3))], -1)
     d, owner = _gland_distance(shape, cy, cx, radius, aspect, angle, wobble)
     lumen_edge = _uniform(rng, 0.12, 0.45, g) if tumour else _uniform(rng, 0.3, 0.4, g)
     lumen = d < float(np.median(lumen_edge))
@@ -364,9 +388,9 @@ def _glands(shape: tuple[int, int], rng: np.random.Generator, tumour: bool) -> M
             epithelium &= ~lumen
         e = np.where(epithelium, rng.uniform(0.3, 0.42), 0.0)
         e = e + np.where(outside, 0.22 + 0.1 * field(shape, 20, rng), 0.0)
-        n = int(epithelium.sum() / rng.uniform(210, 270))
+        n = int(epithelium.sum() / (rng.uniform(280, 360) if variant else rng.uniform(210, 270)))
         ny, nx = _scatter(shape, n, rng, epithelium)
-        rx = np.exp(rng.normal(np.log(8.5), 0.2, ny.size)).clip(5.5, 13.0)
+        rx = np.exp(rng.normal(np.log(6.8 if variant else 8.5), 0.2, ny.size)).clip(4.5, 13.0)
         theta = _radial(ny, nx, owner, cy, cx)
         theta = np.where(rng.random(ny.size) < 0.6, rng.uniform(0, np.pi, ny.size), theta)
         h = _nuclei(shape, ny, nx, rx * _uniform(rng, 0.5, 0.8, ny.size), rx, theta,
@@ -392,7 +416,7 @@ def _glands(shape: tuple[int, int], rng: np.random.Generator, tumour: bool) -> M
         e = e + np.where(outside, 0.2 + 0.05 * field(shape, 20, rng), 0.0)
         h = np.where(goblets & epithelium, 0.12, 0.0).astype(F32)
         ring = epithelium & (d > 0.78) & (d < 0.92)
-        n = int(ring.sum() / 28)
+        n = int(ring.sum() / (20 if variant else 28))
         ny, nx = _scatter(shape, n, rng, ring)
         theta = _radial(ny, nx, owner, cy, cx)
         h = h + _nuclei(shape, ny, nx, _uniform(rng, 2.4, 3.0, ny.size),
@@ -404,40 +428,57 @@ def _glands(shape: tuple[int, int], rng: np.random.Generator, tumour: bool) -> M
     return (h + 0.02).astype(F32), e.clip(0.0).astype(F32), None
 
 
-def normal_mucosa(shape: tuple[int, int], rng: np.random.Generator) -> Maps:
-    """Regular crypts: lumen, goblet-rich epithelium, basal nuclei, lamina propria."""
-    return _glands(shape, rng, tumour=False)
+def normal_mucosa(shape: tuple[int, int], rng: np.random.Generator,
+                  variant: bool = False) -> Maps:
+    """Regular crypts: lumen, goblet-rich epithelium, basal nuclei, lamina propria.
+    ``variant``: crowded hyperplastic crypts with denser nuclei."""
+    return _glands(shape, rng, tumour=False, variant=variant)
 
 
-def tumour(shape: tuple[int, int], rng: np.random.Generator) -> Maps:
-    """Crowded irregular glands with large pleomorphic nuclei and little stroma."""
-    return _glands(shape, rng, tumour=True)
+def tumour(shape: tuple[int, int], rng: np.random.Generator, variant: bool = False) -> Maps:
+    """Crowded irregular glands with large pleomorphic nuclei and little stroma.
+    ``variant``: well-differentiated, regular glands with smaller nuclei."""
+    return _glands(shape, rng, tumour=True, variant=variant)
 
+
+#: Classes whose painter takes ``variant`` (intermediate morphology of a confused pair).
+VARIANTS = ("MUS", "NORM", "STR", "TUM")
 
 #: Painter of each NCT-CRC-HE class code.
-PAINTERS: dict[str, Callable[[tuple[int, int], np.random.Generator], Maps]] = {
+PAINTERS: dict[str, Callable[..., Maps]] = {
     "ADI": adipose, "BACK": background, "DEB": debris, "LYM": lymphocytes, "MUC": mucus,
     "MUS": smooth_muscle, "NORM": normal_mucosa, "STR": stroma, "TUM": tumour}
 
 
 def paint(code: str, shape: tuple[int, int], rng: np.random.Generator,
-          focus: tuple[float, float] = (0.4, 0.9)) -> Maps:
+          focus: tuple[float, float] | None = (0.4, 0.9), variant: bool = False) -> Maps:
     """Paint one class and blur it by a random focus (a scanner's depth of field).
 
     Args:
         code: NCT-CRC-HE class code.
         shape: (H, W) in pixels.
         rng: Random generator.
-        focus: Range of the Gaussian blur sigma in pixels.
+        focus: Range of the Gaussian blur sigma in pixels; None: no blur (the caller
+            blurs, e.g. after blending two classes).
+        variant: Paint the class's intermediate morphology (classes in ``VARIANTS``).
 
     Returns:
         ``(h, e, grey)`` float32 (H, W) concentration maps (``grey`` may be None).
     """
     if code not in PAINTERS:
         raise KeyError(f"no painter for class code {code!r}; known: {', '.join(PAINTERS)}")
-    h, e, grey = PAINTERS[code](shape, rng)
+    h, e, grey = (PAINTERS[code](shape, rng, variant=True) if variant and code in VARIANTS
+                  else PAINTERS[code](shape, rng))
     h = h * (1.0 + 0.15 * rng.standard_normal(shape, dtype=F32))  # chromatin granularity
+    if focus is None:
+        return h, e, grey
     sigma = rng.uniform(*focus)
+    return blur((h, e, grey), sigma)
+
+
+def blur(maps: Maps, sigma: float) -> Maps:
+    """Gaussian focus blur (``sigma`` px) of the H and E maps, clipped at zero."""
+    h, e, grey = maps
     h = ndimage.gaussian_filter(h, sigma)
     e = ndimage.gaussian_filter(e, sigma)
     return h.clip(0), e.clip(0), grey
