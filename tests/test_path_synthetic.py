@@ -29,6 +29,7 @@ from domains.pathology.synthetic import (
     write_pyramidal_tiff,
 )
 from domains.pathology.synthetic.__main__ import main
+from domains.pathology.synthetic.variation import _side_region, paint_tile
 
 REPO = Path(__file__).resolve().parent.parent
 SPLITS = {"train": ["site0", "site1"], "test": ["site5", "site6"]}
@@ -200,6 +201,23 @@ def test_classes_separable_across_sites_and_the_stain_shift_is_real(archive: Pat
             (sites == test_site).sum())
         gaps = [np.linalg.norm(centre[test_site] - centre[s]) for s in SPLITS["train"]]
         assert 2 * error < min(gaps) and max(gaps) < 4 * train_gap, (test_site, gaps, error)
+
+
+def test_mixed_regions_stay_a_minority_and_tiles_are_reproducible() -> None:
+    shape = (96, 80)
+    shares = []
+    for seed in range(60):
+        mask, strip = _side_region(shape, 0.42, np.random.default_rng(seed))
+        full = np.zeros(shape, np.float32)
+        full[strip] = mask
+        assert mask.min() >= 0 and mask.max() <= 1 and mask.shape == full[strip].shape
+        shares.append(full.mean())
+    # The secondary class never takes the majority, so the label stays the tile's class.
+    assert max(shares) < 0.5 and 0.3 < np.mean(shares) < 0.46, (min(shares), max(shares))
+    a = paint_tile("TUM", shape, np.random.default_rng(3))
+    b = paint_tile("TUM", shape, np.random.default_rng(3))
+    assert all(np.array_equal(x, y) for x, y in zip(a[:2], b[:2], strict=True))
+    assert a[0].shape == shape and a[0].dtype == np.float32 and a[0].min() >= 0
 
 
 def test_generation_is_the_same_with_any_number_of_workers(tmp_path: Path) -> None:

@@ -46,6 +46,8 @@ NEIGHBOURS: dict[str, tuple[str, ...]] = {
 FOCUS = (0.3, 1.0)
 BLURRED = (1.2, 2.2)
 BLURRED_SHARE = 0.15
+#: Share of tiles stored as JPEG (quality 55-95) before the PNG.
+JPEG_SHARE = 0.6
 
 
 def _side_region(shape: tuple[int, int], fraction: float, rng: np.random.Generator
@@ -133,7 +135,7 @@ def acquire(maps: Maps, stain: Site, rng: np.random.Generator, jitter: float) ->
     illumination = rng.uniform(0.9, 1.04) * (1 + rng.uniform(0, 0.12) * ramp)
     rgb = render(h, e, grey, stain, rng, jitter=jitter, noise=rng.uniform(0.5, 4.0),
                  illumination=illumination)
-    if rng.random() < 0.7:  # stored as JPEG, as scanners and tile archives do
+    if rng.random() < JPEG_SHARE:  # stored as JPEG, as scanners and tile archives do
         buffer = io.BytesIO()
         Image.fromarray(rgb).save(buffer, format="JPEG", quality=int(rng.integers(55, 96)))
         rgb = np.asarray(Image.open(io.BytesIO(buffer.getvalue())).convert("RGB"))
