@@ -6,7 +6,8 @@ the tile classes) on the CPU, evaluate tile and slide zero-shot tissue classific
 caption <-> tile retrieval on the held-out sites and write ``runs/path-tiny/`` (weights,
 config, metrics, report, figures). ``--data`` trains on NCT-CRC-HE-100K, a tiles +
 captions CSV or another synthetic set instead. The training loop is
-:func:`core.runs.train_variant`; this module says what pathology trains on.
+:func:`core.runs.train_variant` (wired by
+:mod:`core.image_text_runs`); this module says what pathology trains on.
 """
 
 from __future__ import annotations
@@ -15,9 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from core.cli import run_cli
+from core.image_text_runs import run_variants, train_configured_variant, train_main
 from core.model import ContrastiveModel
-from core.runs import train_run
-from core.runs import train_variant as train_model
 from domains.pathology.datamodule import TileDataModule
 from domains.pathology.run_config import build_parser, resolve_run_config
 from domains.pathology.variants import Variant, build_variants
@@ -72,17 +72,14 @@ def train_variant(variant: Variant, config: dict[str, Any], root: Path,
     Returns:
         The variant's folder and the trained model (``None`` when already trained).
     """
-    return train_model(
-        variant, out, datamodule_for(variant, config, root, out), trainer=config["trainer"],
-        seed=config["seed"], loss=variant.loss or config["loss"], optimizer=config["optimizer"],
-        input_map=INPUT_MAP, saved={"domain": DOMAIN, "run": config},
-        title=f"{variant.config.name} on H&E tiles + captions")
+    return train_configured_variant(variant, config, out,
+                                    datamodule_for(variant, config, root, out), domain=DOMAIN,
+                                    input_map=INPUT_MAP, data_title="H&E tiles + captions")
 
 
 def variants_for(config: dict[str, Any]) -> list[Variant]:
     """The run's variants (main model first), with the config's loss and model overrides."""
-    overrides = {"loss": config["loss"], **(config.get("model_overrides") or {})}
-    return build_variants(config["model"], config.get("companions") or [], overrides)
+    return run_variants(config, build_variants)
 
 
 def evaluate(*args: Any, **kwargs: Any) -> Any:
@@ -94,11 +91,9 @@ def evaluate(*args: Any, **kwargs: Any) -> Any:
 
 def main(argv: list[str] | None = None) -> Path:
     """Run the training entry point; return the run folder."""
-    args = build_parser().parse_args(argv)
-    config = resolve_run_config(args)
-    return train_run(config, resume=args.resume is not None, overwrite=args.overwrite,
-                     command="domains.pathology.train", figures=FIGURES, data_root=data_root,
-                     variants=variants_for, train=train_variant, evaluate=evaluate)
+    return train_main(argv, parser=build_parser(), resolve=resolve_run_config,
+                      command="domains.pathology.train", figures=FIGURES, data_root=data_root,
+                      variants=variants_for, train=train_variant, evaluate=evaluate)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,8 @@ With no arguments: generate (or reuse) the synthetic chest-radiograph set, train
 targets from the finding labels) on the CPU, evaluate zero-shot findings and retrieval on
 the held-out split and write ``runs/cxr-tiny/`` (weights, config, metrics, report,
 figures). ``--data`` trains on MIMIC-CXR, CheXpert or a study folder instead. The
-training loop is :func:`core.runs.train_variant`; this module says what radiology trains on.
+training loop is :func:`core.runs.train_variant` (wired by
+:mod:`core.image_text_runs`); this module says what radiology trains on.
 """
 
 from __future__ import annotations
@@ -14,9 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from core.cli import run_cli
+from core.image_text_runs import run_variants, train_configured_variant, train_main
 from core.model import ContrastiveModel
-from core.runs import train_run
-from core.runs import train_variant as train_model
 from domains.radiology.datamodule import StudyDataModule
 from domains.radiology.run_config import build_parser, resolve_run_config
 from domains.radiology.variants import Variant, build_variants
@@ -71,17 +71,14 @@ def train_variant(variant: Variant, config: dict[str, Any], root: Path,
     Returns:
         The variant's folder and the trained model (``None`` when already trained).
     """
-    return train_model(
-        variant, out, datamodule_for(variant, config, root, out), trainer=config["trainer"],
-        seed=config["seed"], loss=variant.loss or config["loss"], optimizer=config["optimizer"],
-        input_map=INPUT_MAP, saved={"domain": DOMAIN, "run": config},
-        title=f"{variant.config.name} on radiographs + reports")
+    return train_configured_variant(variant, config, out,
+                                    datamodule_for(variant, config, root, out), domain=DOMAIN,
+                                    input_map=INPUT_MAP, data_title="radiographs + reports")
 
 
 def variants_for(config: dict[str, Any]) -> list[Variant]:
     """The run's variants (main model first), with the config's loss and model overrides."""
-    overrides = {"loss": config["loss"], **(config.get("model_overrides") or {})}
-    return build_variants(config["model"], config.get("companions") or [], overrides)
+    return run_variants(config, build_variants)
 
 
 def evaluate(*args: Any, **kwargs: Any) -> Any:
@@ -93,11 +90,9 @@ def evaluate(*args: Any, **kwargs: Any) -> Any:
 
 def main(argv: list[str] | None = None) -> Path:
     """Run the training entry point; return the run folder."""
-    args = build_parser().parse_args(argv)
-    config = resolve_run_config(args)
-    return train_run(config, resume=args.resume is not None, overwrite=args.overwrite,
-                     command="domains.radiology.train", figures=FIGURES, data_root=data_root,
-                     variants=variants_for, train=train_variant, evaluate=evaluate)
+    return train_main(argv, parser=build_parser(), resolve=resolve_run_config,
+                      command="domains.radiology.train", figures=FIGURES, data_root=data_root,
+                      variants=variants_for, train=train_variant, evaluate=evaluate)
 
 
 if __name__ == "__main__":
