@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from core.registry import deep_merge
-from core.resources import load_yaml
+from core.resources import load_yaml, resource_dir
 
 
 def add_config_flag(parser: argparse.ArgumentParser, default_run: str) -> None:
@@ -167,3 +167,58 @@ def resolve_run_config(args: argparse.Namespace, default_path: Path,
     if isinstance(config["trainer"].get("devices"), str) and config["trainer"]["devices"].isdigit():
         config["trainer"]["devices"] = int(config["trainer"]["devices"])
     return config
+
+
+# -- the image <-> text domains (radiology, pathology): one parser, one set of model flags ---------
+
+def default_config_path(default_run: str) -> Path:
+    """Path of a domain's default run config (``default_run`` relative to ``configs/``)."""
+    return resource_dir("configs") / default_run
+
+
+def image_text_parser(*, prog: str, description: str, default_run: str, model_help: str,
+                      layouts: Sequence[str], data_help: str, batch_help: str,
+                      model_flags: Callable[[argparse.ArgumentParser], None] | None = None,
+                      ) -> argparse.ArgumentParser:
+    """The ``train`` parser of an image <-> text domain (one image and one text tower).
+
+    ``--config``, ``--model``, ``--text-model``, ``--unfreeze-top``, the domain's own model
+    flags (``model_flags``), the common flags, ``--fast-dev-run`` and ``--set``; read
+    them back with :func:`image_text_flag_values`.
+
+    Args:
+        prog: The entry point (``python -m domains.<d>.train``).
+        description: What it does.
+        default_run: The default run config, relative to ``configs/``.
+        model_help: Help text of ``--model``.
+        layouts: The on-disk layouts ``--layout`` accepts.
+        data_help: Help text of ``--data``.
+        batch_help: Help text of ``--batch-size``.
+        model_flags: Adds the domain's own model flags.
+
+    Returns:
+        The parser.
+    """
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    add_config_flag(parser, default_run)
+    parser.add_argument("--model", help=model_help)
+    parser.add_argument("--text-model", help="text encoder: minilm, a Hugging Face name (e.g. "
+                        "a biomedical BERT) or a local folder")
+    parser.add_argument("--unfreeze-top", type=int, help="train the top N text-encoder layers")
+    if model_flags is not None:
+        model_flags(parser)
+    add_common_flags(parser, layouts=layouts, data_help=data_help, batch_help=batch_help)
+    parser.add_argument("--fast-dev-run", action="store_true",
+                        help="one training and one validation batch per model (a smoke test)")
+    add_set_flag(parser)
+    return parser
+
+
+def image_text_flag_values(args: argparse.Namespace) -> dict[str, Any]:
+    """The config keys the flags of :func:`image_text_parser` set (dotted; ``None``: not given)."""
+    return {
+        "model": args.model, **common_flag_values(args),
+        "model_overrides.towers.text.model": args.text_model,
+        "model_overrides.towers.text.unfreeze_top": args.unfreeze_top,
+        "trainer.fast_dev_run": True if args.fast_dev_run else None,
+    }

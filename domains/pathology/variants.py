@@ -4,33 +4,32 @@
   tile classes, so two captions of the same tissue class are not pushed apart);
 - ``clip``: the same model trained with plain InfoNCE (every other caption is a
   negative), to show what the soft targets add.
+
+The variant family is :mod:`core.image_text_runs` (shared with radiology); pathology adds
+its checks of the main model: RGB input, a known stain normalisation.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from core import image_text_runs
+from core.image_text_runs import COMPANIONS, Variant
+from core.model import ModelConfig
+from domains.pathology.transforms import stain_normalisation
 
-from core import runs
-from core.registry import get_model_config
-from domains.pathology.transforms import input_size, stain_normalisation
-
-COMPANIONS = ("clip",)
+__all__ = ["COMPANIONS", "Variant", "build_variants"]
 
 
-@dataclass
-class Variant(runs.Variant):
-    """One model trained in a run (see :class:`core.runs.Variant`).
+def check_model(config: ModelConfig) -> None:
+    """Refuse a main model H&E tiles cannot train (before training, not after it).
 
-    Attributes:
-        loss: The loss it trains with (``None``: the run's).
+    Raises:
+        ValueError: The image tower is not RGB (``in_chans: 3``), or the stain
+            normalisation is unknown.
     """
-
-    loss: dict | None = None
-
-    @property
-    def image_size(self) -> int:
-        """The side tiles are resized to for this model."""
-        return input_size(self.config.extra)
+    if config.towers["image"].get("in_chans") != 3:
+        raise ValueError(f"model {config.name!r}: H&E tiles are RGB, the image tower needs "
+                         f"in_chans: 3, has {config.towers['image'].get('in_chans')!r}")
+    stain_normalisation(config.extra)
 
 
 def build_variants(model_name: str, companions: list[str],
@@ -43,21 +42,6 @@ def build_variants(model_name: str, companions: list[str],
         overrides: Model-config overrides applied to every variant (e.g. the loss).
 
     Returns:
-        The variants, main first.
+        The variants, main first (see :func:`core.image_text_runs.build_variants`).
     """
-    overrides = overrides or {}
-    main = runs.main_model_config(model_name, companions, COMPANIONS, overrides)
-    if "image" not in main.towers or "text" not in main.towers:
-        raise ValueError(f"model {model_name!r} needs an 'image' and a 'text' tower, has "
-                         f"{sorted(main.towers)}")
-    if main.towers["image"].get("in_chans") != 3:
-        raise ValueError(f"model {model_name!r}: H&E tiles are RGB, the image tower needs "
-                         f"in_chans: 3, has {main.towers['image'].get('in_chans')!r}")
-    input_size(main.extra)  # fail now, not after training, when it is missing
-    stain_normalisation(main.extra)
-    variants = [Variant("main", main)]
-    if "clip" in companions:
-        config = get_model_config(model_name, **{**overrides, "loss": {"type": "clip"}})
-        config.name = f"{model_name}-clip"
-        variants.append(Variant("clip", config, loss={"type": "clip"}))
-    return variants
+    return image_text_runs.build_variants(model_name, companions, overrides, check=check_model)

@@ -3,8 +3,8 @@
 A run config is a YAML file under `configs/radiology/` (``kind: run``). The command line
 overrides any key: the common ones have flags, the rest go through ``--set KEY=VALUE``
 with dotted keys (``--set data.uncertain=1``), values parsed as YAML. The merging is
-:func:`core.registry.deep_merge`; the shared flags and their resolution are
-:mod:`core.run_args`, as in every domain.
+:func:`core.registry.deep_merge`; the parser and flags of an image <-> text domain and
+their resolution are :mod:`core.run_args`, as in every domain.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from core import run_args
-from core.resources import resource_dir
 
 DEFAULT_RUN = "radiology/train-default.yaml"
 LAYOUT_NAMES = ("folder", "mimic-cxr", "chexpert")
@@ -22,28 +21,19 @@ LAYOUT_NAMES = ("folder", "mimic-cxr", "chexpert")
 
 def default_config_path() -> Path:
     """Path of the default run config."""
-    return resource_dir("configs") / DEFAULT_RUN
+    return run_args.default_config_path(DEFAULT_RUN)
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface of the training entry point."""
-    parser = argparse.ArgumentParser(
+    return run_args.image_text_parser(
         prog="python -m domains.radiology.train",
         description="Train a chest radiograph <-> report model, evaluate zero-shot findings "
         "and retrieval on the held-out split, and write a run folder with weights, metrics, "
-        "report and figures.")
-    run_args.add_config_flag(parser, DEFAULT_RUN)
-    parser.add_argument("--model", help="registry name of the model (cxr-tiny, cxr-small...)")
-    parser.add_argument("--text-model", help="text encoder: minilm, a Hugging Face name (e.g. "
-                        "a biomedical BERT) or a local folder")
-    parser.add_argument("--unfreeze-top", type=int, help="train the top N text-encoder layers")
-    run_args.add_common_flags(parser, layouts=LAYOUT_NAMES,
-                              data_help="data root (default: the synthetic set)",
-                              batch_help="studies per mini-batch")
-    parser.add_argument("--fast-dev-run", action="store_true",
-                        help="one training and one validation batch per model (a smoke test)")
-    run_args.add_set_flag(parser)
-    return parser
+        "report and figures.", default_run=DEFAULT_RUN,
+        model_help="registry name of the model (cxr-tiny, cxr-small...)",
+        layouts=LAYOUT_NAMES, data_help="data root (default: the synthetic set)",
+        batch_help="studies per mini-batch")
 
 
 def resolve_run_config(args: argparse.Namespace) -> dict[str, Any]:
@@ -55,11 +45,6 @@ def resolve_run_config(args: argparse.Namespace) -> dict[str, Any]:
     Returns:
         The run configuration as a plain dict.
     """
-    flags: dict[str, Any] = {
-        "model": args.model, **run_args.common_flag_values(args),
-        "model_overrides.towers.text.model": args.text_model,
-        "model_overrides.towers.text.unfreeze_top": args.unfreeze_top,
-        "trainer.fast_dev_run": True if args.fast_dev_run else None,
-    }
-    return run_args.resolve_run_config(args, default_config_path(), flags,
+    return run_args.resolve_run_config(args, default_config_path(),
+                                       run_args.image_text_flag_values(args),
                                        model_changed=bool(args.model))

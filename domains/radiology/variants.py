@@ -4,33 +4,17 @@
   finding labels, so studies with the same findings are not pushed apart);
 - ``clip``: the same model trained with plain InfoNCE (every other report is a negative),
   to show what the soft targets add.
+
+The variant family is :mod:`core.image_text_runs` (shared with pathology); radiology
+adds no check of its own.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from core import image_text_runs
+from core.image_text_runs import COMPANIONS, Variant
 
-from core import runs
-from core.registry import get_model_config
-from domains.radiology.transforms import input_size
-
-COMPANIONS = ("clip",)
-
-
-@dataclass
-class Variant(runs.Variant):
-    """One model trained in a run (see :class:`core.runs.Variant`).
-
-    Attributes:
-        loss: The loss it trains with (``None``: the run's).
-    """
-
-    loss: dict | None = None
-
-    @property
-    def image_size(self) -> int:
-        """The side radiographs are resized to for this model."""
-        return input_size(self.config.extra)
+__all__ = ["COMPANIONS", "Variant", "build_variants"]
 
 
 def build_variants(model_name: str, companions: list[str],
@@ -43,17 +27,6 @@ def build_variants(model_name: str, companions: list[str],
         overrides: Model-config overrides applied to every variant (e.g. the loss).
 
     Returns:
-        The variants, main first.
+        The variants, main first (see :func:`core.image_text_runs.build_variants`).
     """
-    overrides = overrides or {}
-    main = runs.main_model_config(model_name, companions, COMPANIONS, overrides)
-    if "image" not in main.towers or "text" not in main.towers:
-        raise ValueError(f"model {model_name!r} needs an 'image' and a 'text' tower, has "
-                         f"{sorted(main.towers)}")
-    input_size(main.extra)  # fail now, not after training, when it is missing
-    variants = [Variant("main", main)]
-    if "clip" in companions:
-        config = get_model_config(model_name, **{**overrides, "loss": {"type": "clip"}})
-        config.name = f"{model_name}-clip"
-        variants.append(Variant("clip", config, loss={"type": "clip"}))
-    return variants
+    return image_text_runs.build_variants(model_name, companions, overrides)

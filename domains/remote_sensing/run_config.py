@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 from core import run_args
-from core.resources import resource_dir
 from domains.remote_sensing.archives import LAYOUTS
 
 DEFAULT_RUN = "remote_sensing/train-default.yaml"
@@ -22,7 +21,7 @@ MODEL_FAMILIES = ("closp", "geoclosp")
 
 def default_config_path() -> Path:
     """Path of the default run config."""
-    return resource_dir("configs") / DEFAULT_RUN
+    return run_args.default_config_path(DEFAULT_RUN)
 
 
 def build_parser() -> argparse.ArgumentParser:
