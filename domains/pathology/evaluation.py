@@ -12,14 +12,15 @@ its random-ranking expectation). What is about pathology:
 - slide zero-shot as MI-Zero: every tile of a slide is scored against each class's
   prompts, a class's slide logit is the mean of its K highest tile logits (top-K
   pooling), and the softmax over the slide classes gives slide probabilities — so a
-  slide with a small tumour region is still called tumour;
+  slide with a small tumour region is still called tumour; :func:`choose_top_k` picks K
+  on validation slides, ties going to the configured K rather than an end of the list;
 - caption <-> tile Recall@k, a hit being a tile of the same class (and, stricter, the
   tile's own caption), with the random-ranking expectation beside it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -140,6 +141,34 @@ def top_k_pool(scores: torch.Tensor | np.ndarray, k: int) -> np.ndarray:
     k = min(k, array.shape[0])
     top = -np.sort(-array, axis=0)[:k]  # (k, C), highest first
     return top.mean(0)
+
+
+def choose_top_k(by_k: Mapping[int, float], default: int) -> int:
+    """The slide-pooling K the validation slides support best, ties settled by a prior.
+
+    Balanced accuracy on a handful of validation slides is coarse: several K often score
+    the same, and "the largest of the tied K" (or the smallest) then picks an end of the
+    candidate list by accident. A tie means the validation cannot tell those K apart, so
+    it is settled by the prior instead: the tied K nearest to ``default`` (the run
+    config's K), and of two equally near the smaller one — a small K keeps a small tumour
+    region from being averaged away with the slide's normal tiles, which is what top-K
+    pooling is for (MI-Zero).
+
+    Args:
+        by_k: Validation balanced accuracy per candidate K (NaN: not measured).
+        default: The prior K (also returned when nothing was measured).
+
+    Returns:
+        The chosen K.
+    """
+    if default < 1:
+        raise ValueError(f"the default K must be >= 1, got {default}")
+    measured = {int(k): float(v) for k, v in by_k.items() if not np.isnan(v)}
+    if not measured:
+        return default
+    best = max(measured.values())
+    tied = [k for k, v in measured.items() if v == best]
+    return min(tied, key=lambda k: (abs(k - default), k))
 
 
 def slide_scores(tile_logits: torch.Tensor | np.ndarray, classes: Sequence[str],
