@@ -10,7 +10,8 @@ here, once:
 - :func:`run_variants`: the variants of a run config (its loss and model overrides);
 - :func:`train_configured_variant`: :func:`core.runs.train_variant` with the run
   config's trainer, seed, loss and optimiser;
-- :func:`train_main`: the ``train`` entry point around :func:`core.runs.train_run`.
+- :func:`train_main`: the ``train`` entry point around :func:`core.runs.train_run`;
+- :func:`evaluation_parser` and :func:`evaluate_run`: the ``evaluate`` entry point.
 
 What this adds on top of :mod:`core.runs`: the image + text variant family and the
 wiring of a run config into it, so that no domain writes it again.
@@ -25,11 +26,15 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import yaml
 
 from core import runs
+from core.atomic import atomic_write_bytes
+from core.checkpoint import load_run, variant_folder
 from core.model import ContrastiveModel, ModelConfig
 from core.model_input import input_size
 from core.registry import get_model_config
+from core.resources import load_yaml
 
 COMPANIONS = ("clip",)
 
@@ -150,3 +155,77 @@ def train_main(argv: list[str] | None, *, parser: argparse.ArgumentParser,
     return runs.train_run(config, resume=args.resume is not None, overwrite=args.overwrite,
                           command=command, figures=figures, data_root=data_root,
                           variants=variants, train=train, evaluate=evaluate)
+
+
+def evaluation_parser(*, prog: str, description: str, set_example: str,
+                      split_help: str = "the split to evaluate") -> argparse.ArgumentParser:
+    """The ``evaluate`` parser of an image <-> text domain: a run folder, other data, a split.
+
+    ``run``, ``--data``, ``--layout``, ``--set KEY=VALUE`` (loader options of ``--data``),
+    ``--split`` and ``--out``; a domain adds its own flags before parsing.
+
+    Args:
+        prog: The entry point (``python -m domains.<d>.evaluate``).
+        description: What it evaluates.
+        set_example: A loader option, for the help of ``--set``.
+        split_help: Help text of ``--split``.
+
+    Returns:
+        The parser.
+    """
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("run", type=Path, help="run folder written by train")
+    parser.add_argument("--data", type=Path, help="data root (default: the run's)")
+    parser.add_argument("--layout", help="layout of --data (default: detected)")
+    parser.add_argument("--set", dest="options", action="append", default=[],
+                        metavar="KEY=VALUE", help="loader option of --data (YAML value), "
+                        f"e.g. {set_example}")
+    parser.add_argument("--split", default="test", choices=("train", "val", "test"),
+                        help=split_help)
+    parser.add_argument("--out", type=Path,
+                        help="where to write (default: RUN/eval/<data folder name>/)")
+    return parser
+
+
+def evaluate_run(args: argparse.Namespace, *, data_root: Callable[[dict[str, Any]], Path],
+                 variants: Callable[[dict[str, Any]], Sequence[Any]],
+                 evaluate: Callable[..., Any],
+                 configure: Callable[[dict[str, Any]], None] | None = None) -> Any:
+    """Evaluate a trained run folder on its data or on ``--data``, into its own folder.
+
+    The run's saved config, with ``evaluation.split`` set and the data replaced by
+    ``--data``/``--layout`` (loader options reset) and ``--set`` options; the folder
+    (:func:`core.runs.evaluation_folder`) is marked with :data:`core.runs.EVALUATION_FILE`
+    (run, data, layout, split); then every variant's saved weights are evaluated.
+
+    Args:
+        args: Parsed arguments of :func:`evaluation_parser`.
+        data_root: The data folder, from the config.
+        variants: The run's variants, from the config.
+        evaluate: The domain's ``evaluate_variants(models, variants, config, root, out,
+            run=...)``.
+        configure: Applies the domain's own flags to the config (in place).
+
+    Returns:
+        What ``evaluate`` returns (the metrics payload).
+    """
+    config = load_yaml(args.run / "run.yaml")
+    config.setdefault("evaluation", {})["split"] = args.split
+    if configure is not None:
+        configure(config)
+    if args.data is not None:
+        config["data"]["root"] = str(args.data)
+        config["data"]["layout"] = args.layout
+        config["data"]["options"] = {}
+    for text in args.options:
+        key, _, raw = text.partition("=")
+        config["data"].setdefault("options", {})[key.strip()] = yaml.safe_load(raw)
+    root = data_root(config)
+    out = runs.evaluation_folder(args.run, root, args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(out / runs.EVALUATION_FILE, yaml.safe_dump(
+        {"run": str(args.run.resolve()), "data": str(root.resolve()),
+         "layout": config["data"].get("layout"), "split": args.split}).encode())
+    chosen = variants(config)
+    models = {v.name: load_run(variant_folder(args.run, v.name)) for v in chosen}
+    return evaluate(models, chosen, config, root, out, run=args.run)

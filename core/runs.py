@@ -297,6 +297,25 @@ def train_run(config: dict[str, Any], *, resume: bool, overwrite: bool, command:
     return out
 
 
+def write_training_curves(out: Path, variants: Sequence[Any], run: Path | None = None) -> None:
+    """Plot the variants' training curves (loss, validation loss, temperature) as ``curves.png``.
+
+    Args:
+        out: Where the figure goes.
+        variants: The run's variants (each with a ``name``); those without a
+            ``metrics.csv`` are left out, and nothing is drawn when none has one.
+        run: The run folder holding ``logs/`` (default: ``out``).
+    """
+    from core.plots import plot_training_curves, read_metrics_csv
+
+    logs_dir = (run or out) / "logs"
+    logs = {v.name: read_metrics_csv(logs_dir / v.name / "metrics.csv") for v in variants
+            if (logs_dir / v.name / "metrics.csv").is_file()}
+    if logs:
+        plot_training_curves(logs, ["train/loss", "val/loss", "train/temperature"],
+                             out / "curves.png")
+
+
 def evaluation_folder(run: Path, root: Path, out: Path | None) -> Path:
     """Where a stand-alone evaluation writes: ``--out``, else ``RUN/eval/<data folder name>/``.
 

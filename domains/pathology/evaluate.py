@@ -12,7 +12,6 @@ majority class; slide zero-shot by top-K pooling with its time per 1,000 tiles; 
 
 from __future__ import annotations
 
-import argparse
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,21 +19,17 @@ from typing import Any
 
 import numpy as np
 import torch
-import yaml
 
 from core.atomic import atomic_write_bytes
-from core.checkpoint import load_run, variant_folder
 from core.cli import run_cli
 from core.data import BadSampleLog, collect_bad_samples
+from core.image_text_runs import evaluate_run, evaluation_parser
 from core.model import ContrastiveModel
 from core.plots import (
     plot_confusion_matrix,
     plot_tile_heatmap,
-    plot_training_curves,
-    read_metrics_csv,
 )
-from core.resources import load_yaml
-from core.runs import EVALUATION_FILE, evaluation_folder
+from core.runs import write_training_curves
 from core.zero_shot import PromptClassifier
 from domains.pathology import cards
 from domains.pathology.archives import open_dataset
@@ -292,12 +287,7 @@ def evaluate_variants(models: dict[str, ContrastiveModel], variants: list[Varian
     atomic_write_bytes(out / "metrics.json", json.dumps(payload, indent=2).encode())
     atomic_write_bytes(out / "report.md",
                        markdown_report(results, summary, config, timing).encode())
-    logs_dir = (run or out) / "logs"
-    logs = {v.name: read_metrics_csv(logs_dir / v.name / "metrics.csv") for v in variants
-            if (logs_dir / v.name / "metrics.csv").is_file()}
-    if logs:
-        plot_training_curves(logs, ["train/loss", "val/loss", "train/temperature"],
-                             out / "curves.png")
+    write_training_curves(out, variants, run)
     write_figures(out, results, main_extras, main_slides)
     print_summary(summary, str(out), bad)
     return payload
@@ -305,44 +295,22 @@ def evaluate_variants(models: dict[str, ContrastiveModel], variants: list[Varian
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Evaluate a run folder from the command line (into its own folder)."""
-    parser = argparse.ArgumentParser(prog="python -m domains.pathology.evaluate",
-                                     description="Evaluate a pathology run folder: tile and "
-                                     "slide zero-shot tissue classes, caption <-> tile "
-                                     "retrieval.")
-    parser.add_argument("run", type=Path, help="run folder written by train")
-    parser.add_argument("--data", type=Path, help="data root (default: the run's)")
-    parser.add_argument("--layout", help="layout of --data (default: detected)")
-    parser.add_argument("--set", dest="options", action="append", default=[],
-                        metavar="KEY=VALUE", help="loader option of --data (YAML value), "
-                        "e.g. folder_split=test for CRC-VAL-HE-7K")
-    parser.add_argument("--split", default="test", choices=("train", "val", "test"),
-                        help="the split to evaluate")
+    parser = evaluation_parser(
+        prog="python -m domains.pathology.evaluate",
+        description="Evaluate a pathology run folder: tile and slide zero-shot tissue "
+        "classes, caption <-> tile retrieval.",
+        set_example="folder_split=test for CRC-VAL-HE-7K")
     parser.add_argument("--top-k", help="slide zero-shot: tiles pooled per class, or "
                         "'validation' (chosen on the validation slides)")
-    parser.add_argument("--out", type=Path,
-                        help="where to write (default: RUN/eval/<data folder name>/)")
     args = parser.parse_args(argv)
-    config = load_yaml(args.run / "run.yaml")
-    config.setdefault("evaluation", {})["split"] = args.split
-    if args.top_k is not None:
-        config["evaluation"]["top_k"] = args.top_k if args.top_k == "validation" \
-            else int(args.top_k)
-    if args.data is not None:
-        config["data"]["root"] = str(args.data)
-        config["data"]["layout"] = args.layout
-        config["data"]["options"] = {}
-    for text in args.options:
-        key, _, raw = text.partition("=")
-        config["data"].setdefault("options", {})[key.strip()] = yaml.safe_load(raw)
-    root = data_root(config)
-    out = evaluation_folder(args.run, root, args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(out / EVALUATION_FILE, yaml.safe_dump(
-        {"run": str(args.run.resolve()), "data": str(root.resolve()),
-         "layout": config["data"].get("layout"), "split": args.split}).encode())
-    variants = variants_for(config)
-    models = {v.name: load_run(variant_folder(args.run, v.name)) for v in variants}
-    return evaluate_variants(models, variants, config, root, out, run=args.run)
+
+    def configure(config: dict[str, Any]) -> None:
+        if args.top_k is not None:
+            config["evaluation"]["top_k"] = args.top_k if args.top_k == "validation" \
+                else int(args.top_k)
+
+    return evaluate_run(args, data_root=data_root, variants=variants_for,
+                        evaluate=evaluate_variants, configure=configure)
 
 
 if __name__ == "__main__":
