@@ -35,7 +35,7 @@ import abc
 import json
 import logging
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence, Sized
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Sized
 from pathlib import Path
 from typing import Any, ClassVar, NamedTuple
 
@@ -359,3 +359,44 @@ def detect_layout(root: str | Path, checks: Sequence[tuple[str, Callable[[Path],
         if matches(root):
             return name
     raise FileNotFoundError(f"{root}: {unknown}")
+
+
+def attach_bad_sample_log(dataset: Any, bad_sample_log: BadSampleLog | None) -> Any:
+    """Give an opened dataset its worker-side :class:`BadSampleLog` and record in it what
+    opening already skipped (e.g. while preloading, before the log was set).
+
+    Args:
+        dataset: A dataset with ``bad_sample_log`` and ``bad_samples`` attributes.
+        bad_sample_log: The log (``None``: none).
+
+    Returns:
+        ``dataset``.
+    """
+    dataset.bad_sample_log = bad_sample_log
+    if bad_sample_log is not None:
+        for path, problem in dataset.bad_samples:
+            bad_sample_log.record(path, problem)
+    return dataset
+
+
+def open_layout(layouts: Mapping[str, Callable[..., Any]], layout: str, root: str | Path, *,
+                bad_sample_log: BadSampleLog | None = None, **kwargs: Any) -> Any:
+    """Open an archive with the loader of a named layout (a domain's ``open_dataset``).
+
+    Args:
+        layouts: Layout name -> loader class (``loader(root, split=..., transforms=...,
+            strict=..., **options)``).
+        layout: The layout's name.
+        root: The archive folder.
+        bad_sample_log: Where DataLoader workers record the samples they skip.
+        **kwargs: The loader's arguments (``split``, ``transforms``, ``strict``, options).
+
+    Returns:
+        The dataset, with its bad-sample log attached (:func:`attach_bad_sample_log`).
+
+    Raises:
+        ValueError: ``layout`` is not one of ``layouts``.
+    """
+    if layout not in layouts:
+        raise ValueError(f"unknown layout {layout!r}; known: {', '.join(layouts)}")
+    return attach_bad_sample_log(layouts[layout](root, **kwargs), bad_sample_log)

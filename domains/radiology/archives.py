@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from core.data import BadSampleLog
+from core.data import BadSampleLog, open_layout
 from core.data import detect_layout as core_detect_layout
 from domains.radiology.chexpert import CheXpert
 from domains.radiology.mimic import MimicCXR
@@ -59,13 +59,6 @@ def open_dataset(root: str | Path, split: str | None, transforms: Any = None,
     Returns:
         A dataset of sample dicts.
     """
-    layout = layout or detect_layout(root)
-    if layout not in LAYOUTS:
-        raise ValueError(f"unknown layout {layout!r}; known: {', '.join(LAYOUTS)}")
-    dataset = LAYOUTS[layout](root, split=split, transforms=transforms, strict=strict,
-                              **options)
-    dataset.bad_sample_log = bad_sample_log
-    if bad_sample_log is not None:  # found while opening (preload), before the log was set
-        for path, problem in dataset.bad_samples:
-            bad_sample_log.record(path, problem)
-    return dataset
+    return open_layout(LAYOUTS, layout or detect_layout(root), root, split=split,
+                       transforms=transforms, strict=strict, bad_sample_log=bad_sample_log,
+                       **options)
