@@ -24,19 +24,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from core.model_input import input_size
 from core.transforms import Compose, NormalizeChannels, RandomFlipRotate, ResizeImage
 
 #: RGB statistics of [0, 1] H&E tiles (used when a model config gives none).
 DEFAULT_NORMALISATION = {"mean": [0.70, 0.53, 0.69], "std": [0.17, 0.20, 0.15]}
 STAIN_NORMALISATIONS = (None, "macenko")
-
-
-def input_size(model_extra: Mapping[str, Any]) -> int:
-    """The side tiles are resized to, from a model config's ``extra``."""
-    size = model_extra.get("input_size")
-    if not isinstance(size, int) or size < 16:
-        raise ValueError(f"model config extra.input_size must be an integer >= 16, got {size!r}")
-    return size
 
 
 def stain_normalisation(model_extra: Mapping[str, Any]) -> str | None:

@@ -6,7 +6,9 @@ impression + findings, :func:`~domains.radiology.reports.report_caption`), ``lab
 otherwise; :class:`~domains.radiology.transforms.TrainingTargets`), ``label_names``,
 ``id``, ``path``. Training studies get exposure jitter and sentence-subset reports. The
 module only assembles datasets (:func:`domains.radiology.archives.open_dataset`) and
-transforms for training: evaluation and inference open datasets themselves.
+transforms for training (splits, seeded loaders and bad-sample collection are
+:class:`core.datamodules.SplitDataModule`'s): evaluation and inference open datasets
+themselves.
 
 Training randomness comes from ``(seed, epoch, pass, study index)`` alone
 (:class:`~core.data.EpochSampler` + :class:`~core.data.SeededSamples`), as in every domain.
@@ -17,10 +19,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import lightning as L
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
-from core.data import BadSampleLog, EpochSampler, SeededSamples, collect_bad_samples
+from core.datamodules import SplitDataModule
 from core.transforms import Compose
 from domains.radiology.archives import open_dataset
 from domains.radiology.transforms import (
@@ -31,7 +32,14 @@ from domains.radiology.transforms import (
 )
 
 
-class StudyDataModule(L.LightningDataModule):
+def default_root() -> Path:
+    """The synthetic set (generated once, cached)."""
+    from domains.radiology.synthetic import default_dataset
+
+    return Path(default_dataset())
+
+
+class StudyDataModule(SplitDataModule):
     """Chest radiographs with their reports for contrastive training.
 
     Args:
@@ -56,29 +64,15 @@ class StudyDataModule(L.LightningDataModule):
                  seed: int = 0, strict: bool = False, preload: bool = False,
                  options: dict[str, Any] | None = None,
                  bad_sample_log: str | Path | None = None) -> None:
-        super().__init__()
-        self.root = Path(root) if root is not None else None
+        super().__init__(root, default_root, batch_size=batch_size, num_workers=num_workers,
+                         seed=seed, strict=strict, options=options,
+                         bad_sample_log=bad_sample_log, noun="studies")
         self.model_extra = dict(model_extra)
         self.layout = layout
-        self.batch_size = batch_size
-        self.num_workers = num_workers
         self.augment = augment
         self.caption_augment = caption_augment
         self.uncertain = uncertain
-        self.seed = seed
-        self.strict = strict
         self.preload = preload
-        self.options = dict(options or {})
-        self.bad_sample_log = BadSampleLog(bad_sample_log) if bad_sample_log else None
-        self._datasets: dict[str, Dataset] = {}
-        self._transforms: dict[str, Compose] = {}
-
-    def prepare_data(self) -> None:
-        """Generate the synthetic set if no root was given."""
-        if self.root is None:
-            from domains.radiology.synthetic import default_dataset
-
-            self.root = default_dataset()
 
     def transforms(self, split: str) -> Compose:
         """The transform of a split: (training: jitter) -> resize + standardise -> targets
@@ -90,44 +84,8 @@ class StudyDataModule(L.LightningDataModule):
         return Compose(exposure, prepare(self.model_extra), TrainingTargets(self.uncertain),
                        sentences)
 
-    def dataset(self, split: str) -> Dataset:
-        """The (cached) dataset of one split with its transforms."""
-        if split not in self._datasets:
-            if self.root is None:
-                self.prepare_data()
-            transforms = self.transforms(split)
-            self._transforms[split] = transforms
-            self._datasets[split] = open_dataset(
-                self.root, split, transforms=transforms, strict=self.strict,
-                layout=self.layout, preload=self.preload, bad_sample_log=self.bad_sample_log,
-                **self.options)
-        return self._datasets[split]
-
-    def _epoch(self) -> int:
-        """The epoch the trainer is about to run (0 without one)."""
-        trainer = getattr(self, "trainer", None)
-        if trainer is None:
-            return 0
-        return int(trainer.fit_loop.epoch_progress.current.processed)
-
-    def _options(self) -> dict[str, Any]:
-        return {"batch_size": self.batch_size, "num_workers": self.num_workers,
-                "persistent_workers": self.num_workers > 0}
-
-    def train_dataloader(self) -> DataLoader:
-        """Shuffled training studies; draws seeded by (seed, epoch, pass, index)."""
-        dataset = self.dataset("train")
-        if len(dataset) < self.batch_size:
-            raise ValueError(f"{self.root}: the train split has {len(dataset)} readable "
-                             f"studies, fewer than one batch of {self.batch_size}")
-        sampler = EpochSampler(dataset, shuffle=True, seed=self.seed, epoch=self._epoch())
-        return DataLoader(SeededSamples(dataset, self._transforms["train"]), sampler=sampler,
-                          drop_last=True, **self._options())
-
-    def val_dataloader(self) -> DataLoader:
-        """Validation studies in order."""
-        return DataLoader(self.dataset("val"), shuffle=False, **self._options())
-
-    def bad_samples(self) -> list[tuple[str, str]]:
-        """Every study skipped so far (here and in worker processes), with its problem."""
-        return collect_bad_samples(self._datasets.values(), self.bad_sample_log)
+    def open_split(self, split: str, transforms: Compose) -> Dataset:
+        """One split through :func:`domains.radiology.archives.open_dataset`."""
+        return open_dataset(self.root, split, transforms=transforms, strict=self.strict,
+                            layout=self.layout, preload=self.preload,
+                            bad_sample_log=self.bad_sample_log, **self.options)

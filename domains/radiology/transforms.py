@@ -23,18 +23,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from core.model_input import input_size
 from core.towers.text import split_sentences
 from core.transforms import Compose, NormalizeChannels, RandomTransform, ResizeImage
 
 DEFAULT_NORMALISATION = {"mean": 0.398, "std": 0.327}
-
-
-def input_size(model_extra: Mapping[str, Any]) -> int:
-    """The side radiographs are resized to, from a model config's ``extra``."""
-    size = model_extra.get("input_size")
-    if not isinstance(size, int) or size < 16:
-        raise ValueError(f"model config extra.input_size must be an integer >= 16, got {size!r}")
-    return size
 
 
 def prepare(model_extra: Mapping[str, Any]) -> Compose:
