@@ -32,8 +32,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from core.image_text_inference import ImageTextClassifier
 from core.plots import plot_tile_heatmap, tile_grid
-from core.zero_shot import PromptClassifier
 from domains.pathology import cards
 from domains.pathology.embed import embed_slide
 from domains.pathology.evaluation import slide_scores, zero_shot_logits
@@ -123,28 +123,15 @@ class SlidePrediction:
         return column
 
 
-class TissueClassifier:
+class TissueClassifier(ImageTextClassifier):
     """Tissue-class probabilities for H&E tiles and whole slides, any class vocabulary.
 
     Args:
         run: A loaded run (see :meth:`from_run`).
     """
 
-    def __init__(self, run: TissueRun) -> None:
-        self.run = run
-        self.prompts = PromptClassifier(run.model)
-
-    @classmethod
-    def from_run(cls, run: str | Path, variant: str = "main",
-                 device: str | torch.device = "cpu") -> TissueClassifier:
-        """Load the classifier from a run folder written by ``domains.pathology.train``.
-
-        Args:
-            run: The run folder.
-            variant: ``main`` or a companion's name.
-            device: Where to run the model.
-        """
-        return cls(TissueRun.load(run, variant, device))
+    run_class = TissueRun
+    run: TissueRun
 
     def embed(self, tiles: Sequence[Tile], batch_size: int = 64) -> torch.Tensor:
         """(N, D) normalised embeddings of tiles (paths or arrays)."""

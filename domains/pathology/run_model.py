@@ -14,14 +14,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
 
-from core.inference import LoadedRun
+from core.image_text_inference import IMAGE_TOWER, ImageTextRun
 from domains.pathology.transforms import prepare
 
-IMAGE_TOWER = "image"
 Tile = str | Path | np.ndarray | torch.Tensor
 
 
@@ -59,31 +59,12 @@ def as_tile(image: Tile) -> torch.Tensor:
 
 
 @dataclass
-class TissueRun(LoadedRun):
+class TissueRun(ImageTextRun):
     """A trained tile <-> caption model ready for inference."""
 
-    @classmethod
-    def load(cls, run: str | Path, variant: str = "main",
-             device: str | torch.device = "cpu") -> TissueRun:
-        """Load a run folder written by ``domains.pathology.train``.
-
-        Args:
-            run: The run folder.
-            variant: ``main`` or a companion (``clip``).
-            device: Where to run the model.
-
-        Returns:
-            The loaded run.
-        """
-        fields = LoadedRun.open(run, variant, device, image_towers=(IMAGE_TOWER,))
-        model = fields["model"]
-        if IMAGE_TOWER not in model.towers or "text" not in model.towers:
-            raise ValueError(f"{fields['folder']}: not a pathology model (needs 'image' and "
-                             f"'text' towers, has {sorted(model.towers)})")
-        if fields["config"].get("domain") not in (None, "pathology"):
-            raise ValueError(f"{fields['folder']}: a {fields['config']['domain']} run, not a "
-                             f"pathology one")
-        return cls(**fields, transforms={IMAGE_TOWER: prepare(model.config.extra)})
+    domain: ClassVar[str] = "pathology"
+    require_domain: ClassVar[bool] = True
+    image_transform = staticmethod(prepare)
 
     @property
     def input_size(self) -> int:

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from core.zero_shot import PromptClassifier
+from core.image_text_inference import ImageTextClassifier
 from domains.radiology import cards
 from domains.radiology.evaluation import zero_shot_probabilities
 from domains.radiology.run_model import ChestXrayRun
@@ -32,28 +32,15 @@ from domains.radiology.run_model import ChestXrayRun
 Radiograph = str | Path | np.ndarray | torch.Tensor
 
 
-class ChestXrayClassifier:
+class ChestXrayClassifier(ImageTextClassifier):
     """Per-finding probabilities for chest radiographs, any finding vocabulary.
 
     Args:
         run: A loaded run (see :meth:`from_run`).
     """
 
-    def __init__(self, run: ChestXrayRun) -> None:
-        self.run = run
-        self.prompts = PromptClassifier(run.model)
-
-    @classmethod
-    def from_run(cls, run: str | Path, variant: str = "main",
-                 device: str | torch.device = "cpu") -> ChestXrayClassifier:
-        """Load the classifier from a run folder written by ``domains.radiology.train``.
-
-        Args:
-            run: The run folder.
-            variant: ``main`` or a companion's name.
-            device: Where to run the model.
-        """
-        return cls(ChestXrayRun.load(run, variant, device))
+    run_class = ChestXrayRun
+    run: ChestXrayRun
 
     def embed(self, images: Sequence[Radiograph], batch_size: int = 64) -> torch.Tensor:
         """(N, D) normalised embeddings of radiographs (paths or arrays)."""

@@ -12,14 +12,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
 
-from core.inference import LoadedRun
+from core.image_text_inference import IMAGE_TOWER, ImageTextRun
 from domains.radiology.transforms import prepare
-
-IMAGE_TOWER = "image"
 
 
 def as_radiograph(image: str | Path | np.ndarray | torch.Tensor) -> torch.Tensor:
@@ -53,28 +52,11 @@ def as_radiograph(image: str | Path | np.ndarray | torch.Tensor) -> torch.Tensor
 
 
 @dataclass
-class ChestXrayRun(LoadedRun):
+class ChestXrayRun(ImageTextRun):
     """A trained radiograph <-> report model ready for inference."""
 
-    @classmethod
-    def load(cls, run: str | Path, variant: str = "main",
-             device: str | torch.device = "cpu") -> ChestXrayRun:
-        """Load a run folder written by ``domains.radiology.train``.
-
-        Args:
-            run: The run folder.
-            variant: ``main`` or a companion (``clip``).
-            device: Where to run the model.
-
-        Returns:
-            The loaded run.
-        """
-        fields = LoadedRun.open(run, variant, device, image_towers=(IMAGE_TOWER,))
-        model = fields["model"]
-        if IMAGE_TOWER not in model.towers or "text" not in model.towers:
-            raise ValueError(f"{fields['folder']}: not a radiology model (needs 'image' and "
-                             f"'text' towers, has {sorted(model.towers)})")
-        return cls(**fields, transforms={IMAGE_TOWER: prepare(model.config.extra)})
+    domain: ClassVar[str] = "radiology"
+    image_transform = staticmethod(prepare)
 
     def embed_radiographs(self, images: list[str | Path | np.ndarray | torch.Tensor],
                           batch_size: int = 64) -> torch.Tensor:
