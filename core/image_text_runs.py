@@ -103,10 +103,22 @@ def run_variants(config: Mapping[str, Any],
     return build(config["model"], config.get("companions") or [], overrides)
 
 
+#: The one mini-batch of an image <-> text run: the image tower reads ``image``, the text
+#: tower ``caption``.
+INPUT_MAP = {"batch": {"image": "image", "text": "caption"}}
+
+
+def run_data_root(config: Mapping[str, Any], default: Callable[[], Path]) -> Path:
+    """The run's data folder: ``data.root``, else ``default()`` (e.g. the synthetic set,
+    generated once)."""
+    root = config["data"].get("root")
+    return Path(root) if root else Path(default())
+
+
 def train_configured_variant(variant: Variant, config: Mapping[str, Any], out: Path,
                              datamodule: L.LightningDataModule, *, domain: str,
-                             input_map: dict[str, dict[str, str]],
-                             data_title: str) -> tuple[Path, ContrastiveModel | None]:
+                             data_title: str, input_map: dict[str, dict[str, str]] | None = None,
+                             ) -> tuple[Path, ContrastiveModel | None]:
     """Train one variant with the run config's settings (see :func:`core.runs.train_variant`).
 
     Args:
@@ -115,8 +127,8 @@ def train_configured_variant(variant: Variant, config: Mapping[str, Any], out: P
         out: The run folder.
         datamodule: The variant's training data.
         domain: The domain's name, saved with the weights.
-        input_map: Mini-batch name -> {tower: batch field}.
         data_title: What the data are, for the progress rule ("H&E tiles + captions").
+        input_map: Mini-batch name -> {tower: batch field} (default :data:`INPUT_MAP`).
 
     Returns:
         The variant's folder and the trained model (``None`` when already trained).
@@ -124,7 +136,7 @@ def train_configured_variant(variant: Variant, config: Mapping[str, Any], out: P
     return runs.train_variant(
         variant, out, datamodule, trainer=config["trainer"], seed=config["seed"],
         loss=getattr(variant, "loss", None) or config["loss"], optimizer=config["optimizer"],
-        input_map=input_map, saved={"domain": domain, "run": config},
+        input_map=input_map or INPUT_MAP, saved={"domain": domain, "run": config},
         title=f"{variant.config.name} on {data_title}")
 
 

@@ -16,9 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from core.cli import run_cli
-from core.image_text_runs import run_variants, train_configured_variant, train_main
+from core.image_text_runs import (
+    run_data_root,
+    run_variants,
+    train_configured_variant,
+    train_main,
+)
 from core.model import ContrastiveModel
-from domains.pathology.datamodule import TileDataModule
+from domains.pathology.datamodule import TileDataModule, default_root
 from domains.pathology.run_config import build_parser, resolve_run_config
 from domains.pathology.variants import Variant, build_variants
 
@@ -26,17 +31,11 @@ DOMAIN = "pathology"
 BAD_SAMPLE_LOG = "bad_samples.jsonl"
 #: The figures evaluation writes into the run folder (removed with it by --overwrite).
 FIGURES = ("curves.png", "confusion_matrix.png", "slide_heatmap.png")
-INPUT_MAP = {"batch": {"image": "image", "text": "caption"}}
 
 
 def data_root(config: dict[str, Any]) -> Path:
     """The run's data folder (the synthetic set, generated once, when none is given)."""
-    root = config["data"].get("root")
-    if root:
-        return Path(root)
-    from domains.pathology.datamodule import default_root
-
-    return default_root()
+    return run_data_root(config, default_root)
 
 
 def datamodule_for(variant: Variant, config: dict[str, Any], root: Path,
@@ -61,20 +60,11 @@ def datamodule_for(variant: Variant, config: dict[str, Any], root: Path,
 
 def train_variant(variant: Variant, config: dict[str, Any], root: Path,
                   out: Path) -> tuple[Path, ContrastiveModel | None]:
-    """Train one variant (resuming from its last checkpoint if any) and save its folder.
-
-    Args:
-        variant: What to train.
-        config: The run configuration.
-        root: Data folder.
-        out: The run folder.
-
-    Returns:
-        The variant's folder and the trained model (``None`` when already trained).
-    """
+    """Train one variant on ``root`` into the run folder ``out`` (resuming if interrupted);
+    see :func:`core.image_text_runs.train_configured_variant`."""
     return train_configured_variant(variant, config, out,
                                     datamodule_for(variant, config, root, out), domain=DOMAIN,
-                                    input_map=INPUT_MAP, data_title="H&E tiles + captions")
+                                    data_title="H&E tiles + captions")
 
 
 def variants_for(config: dict[str, Any]) -> list[Variant]:

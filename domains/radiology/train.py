@@ -15,9 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from core.cli import run_cli
-from core.image_text_runs import run_variants, train_configured_variant, train_main
+from core.image_text_runs import (
+    run_data_root,
+    run_variants,
+    train_configured_variant,
+    train_main,
+)
 from core.model import ContrastiveModel
-from domains.radiology.datamodule import StudyDataModule
+from domains.radiology.datamodule import StudyDataModule, default_root
 from domains.radiology.run_config import build_parser, resolve_run_config
 from domains.radiology.variants import Variant, build_variants
 
@@ -25,17 +30,11 @@ DOMAIN = "radiology"
 BAD_SAMPLE_LOG = "bad_samples.jsonl"
 #: The figures evaluation writes into the run folder (removed with it by --overwrite).
 FIGURES = ("curves.png", "roc_curves.png", "retrieval_example.png")
-INPUT_MAP = {"batch": {"image": "image", "text": "caption"}}
 
 
 def data_root(config: dict[str, Any]) -> Path:
     """The run's data folder (the synthetic set, generated once, when none is given)."""
-    root = config["data"].get("root")
-    if root:
-        return Path(root)
-    from domains.radiology.synthetic import default_dataset
-
-    return default_dataset()
+    return run_data_root(config, default_root)
 
 
 def datamodule_for(variant: Variant, config: dict[str, Any], root: Path,
@@ -60,20 +59,11 @@ def datamodule_for(variant: Variant, config: dict[str, Any], root: Path,
 
 def train_variant(variant: Variant, config: dict[str, Any], root: Path,
                   out: Path) -> tuple[Path, ContrastiveModel | None]:
-    """Train one variant (resuming from its last checkpoint if any) and save its folder.
-
-    Args:
-        variant: What to train.
-        config: The run configuration.
-        root: Data folder.
-        out: The run folder.
-
-    Returns:
-        The variant's folder and the trained model (``None`` when already trained).
-    """
+    """Train one variant on ``root`` into the run folder ``out`` (resuming if interrupted);
+    see :func:`core.image_text_runs.train_configured_variant`."""
     return train_configured_variant(variant, config, out,
                                     datamodule_for(variant, config, root, out), domain=DOMAIN,
-                                    input_map=INPUT_MAP, data_title="radiographs + reports")
+                                    data_title="radiographs + reports")
 
 
 def variants_for(config: dict[str, Any]) -> list[Variant]:

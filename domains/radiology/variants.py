@@ -11,22 +11,6 @@ adds no check of its own.
 
 from __future__ import annotations
 
-from core import image_text_runs
-from core.image_text_runs import COMPANIONS, Variant
+from core.image_text_runs import COMPANIONS, Variant, build_variants
 
 __all__ = ["COMPANIONS", "Variant", "build_variants"]
-
-
-def build_variants(model_name: str, companions: list[str],
-                   overrides: dict | None = None) -> list[Variant]:
-    """The main model and the requested companions, with their configs.
-
-    Args:
-        model_name: Registry name of the main model.
-        companions: Any of :data:`COMPANIONS`.
-        overrides: Model-config overrides applied to every variant (e.g. the loss).
-
-    Returns:
-        The variants, main first (see :func:`core.image_text_runs.build_variants`).
-    """
-    return image_text_runs.build_variants(model_name, companions, overrides)
