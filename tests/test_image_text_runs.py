@@ -106,3 +106,23 @@ def test_training_curves_only_when_logged(tmp_path: Path) -> None:
     (logs / "metrics.csv").write_text("step,epoch,train/loss,val/loss\n0,0,2.0,\n1,0,1.5,1.8\n")
     write_training_curves(tmp_path, [V("main"), V("clip")])
     assert (tmp_path / "curves.png").stat().st_size > 1000
+
+
+def test_run_classes_refuse_another_domain(tmp_path: Path) -> None:
+    from core.checkpoint import save_run
+    from core.model import ContrastiveModel
+    from core.registry import get_model_config
+    from domains.pathology.classifier import TissueClassifier
+    from domains.pathology.run_model import TissueRun
+    from domains.radiology.run_model import ChestXrayRun
+
+    model = ContrastiveModel(get_model_config("path-micro"))
+    save_run(model, tmp_path / "run", extra={"variant": "main", "domain": "radiology"})
+    with pytest.raises(ValueError, match="a radiology run, not a pathology one"):
+        TissueRun.load(tmp_path / "run")
+    loaded = ChestXrayRun.load(tmp_path / "run")  # radiology checks towers, not the domain
+    assert isinstance(loaded, ChestXrayRun) and set(loaded.transforms) == {"image"}
+    save_run(model, tmp_path / "path", extra={"variant": "main", "domain": "pathology"})
+    classifier = TissueClassifier.from_run(tmp_path / "path")
+    assert isinstance(classifier.run, TissueRun)
+    assert classifier.prompts.model is classifier.run.model
