@@ -29,11 +29,9 @@ from core.plots import (
     GalleryItem,
     plot_confusion_matrix,
     plot_gallery,
-    plot_training_curves,
-    read_metrics_csv,
 )
 from core.resources import load_yaml
-from core.runs import EVALUATION_FILE, evaluation_folder
+from core.runs import EVALUATION_FILE, evaluation_folder, write_training_curves
 from domains.remote_sensing import cards
 from domains.remote_sensing.archives import open_dataset
 from domains.remote_sensing.augment import SpeckleToLooks
@@ -67,12 +65,7 @@ def write_figures(out: Path, results: dict[str, Any], variants: list[Variant],
                   main_model: ContrastiveModel, main_scenes: dict[str, EmbeddedScenes],
                   data: EvalData, run: Path | None = None) -> None:
     """Training curves, zero-shot confusion matrices and a retrieval gallery as PNG."""
-    logs_dir = (run or out) / "logs"
-    logs = {v.name: read_metrics_csv(logs_dir / v.name / "metrics.csv") for v in variants
-            if (logs_dir / v.name / "metrics.csv").is_file()}
-    if logs:
-        plot_training_curves(logs, ["train/loss", "val/loss", "train/temperature"],
-                             out / "curves.png")
+    write_training_curves(out, variants, run)
     classes = cards.land_cover_classes()
     for sensor, zero_shot in results["main"]["zero_shot"].items():
         plot_confusion_matrix(np.asarray(zero_shot["confusion"]), classes,
