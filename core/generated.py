@@ -24,7 +24,7 @@ import json
 import os
 import shutil
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -49,6 +49,35 @@ def manifest_problem(folder: Path, generator: str) -> str | None:
     if not isinstance(manifest, dict) or manifest.get("generator") != generator:
         return "manifest.json was not written by this generator"
     return None
+
+
+def generated_set_problem(folder: str | Path, stray_entries: Callable[[Path], list[str]],
+                          layout: Iterable[str], generator: str) -> str | None:
+    """Why ``folder`` is not a complete set written by ``generator`` (None when it is).
+
+    A set of ours holds nothing but its layout (``stray_entries`` lists the rest), every
+    entry of ``layout``, and a ``manifest.json`` naming the generator.
+
+    Args:
+        folder: The folder to inspect (read only).
+        stray_entries: Lists the entries of a folder that a set of ours would not hold.
+        layout: The names every complete set holds.
+        generator: The generator's name, as its manifests record it.
+
+    Returns:
+        None for a complete set of ours, else a short reason.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return "not a folder"
+    stray = stray_entries(folder)
+    if stray:
+        return f"it holds {', '.join(stray[:3])}" + (f" and {len(stray) - 3} more"
+                                                      if len(stray) > 3 else "")
+    missing = [name for name in layout if not (folder / name).exists()]
+    if missing:
+        return f"{', '.join(missing)} missing"
+    return manifest_problem(folder, generator)
 
 
 def check_destination(out: Path, overwrite: bool, problem: ProblemFn, generator: str,

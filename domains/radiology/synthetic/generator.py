@@ -41,7 +41,7 @@ from pydicom.uid import (
 )
 
 from core.atomic import atomic_write_bytes
-from core.generated import cached_generated, manifest_problem, write_generated
+from core.generated import cached_generated, generated_set_problem, write_generated
 from core.resources import cache_root
 from domains.radiology.synthetic.phantom import (
     DRAWN_FINDINGS,
@@ -195,17 +195,7 @@ def stray_entries(folder: Path) -> list[str]:
 
 def dataset_problem(folder: str | Path) -> str | None:
     """Why ``folder`` is not a complete set written by this generator (None when it is)."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        return "not a folder"
-    stray = stray_entries(folder)
-    if stray:
-        return f"it holds {', '.join(stray[:3])}" + (f" and {len(stray) - 3} more"
-                                                      if len(stray) > 3 else "")
-    missing = [n for n in _LAYOUT if not (folder / n).exists()]
-    if missing:
-        return f"{', '.join(missing)} missing"
-    return manifest_problem(folder, GENERATOR_NAME)
+    return generated_set_problem(folder, stray_entries, _LAYOUT, GENERATOR_NAME)
 
 
 def _build(root: Path, params: dict[str, Any], workers: int | None, progress: bool) -> None:
