@@ -1,7 +1,7 @@
 """`python -m domains.pathology.train`: train an H&E tile <-> caption model, evaluate, write a run.
 
 With no arguments: generate (or reuse) the synthetic H&E set, train ``path-tiny`` (a
-half-width ResNet on 96 px RGB tiles, MiniLM through the text bridge, soft targets from
+half-width ResNet on 64 px RGB tiles, MiniLM through the text bridge, soft targets from
 the tile classes) on the CPU, evaluate tile and slide zero-shot tissue classification and
 caption <-> tile retrieval on the held-out sites and write ``runs/path-tiny/`` (weights,
 config, metrics, report, figures). ``--data`` trains on NCT-CRC-HE-100K, a tiles +
